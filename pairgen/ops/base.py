@@ -1,0 +1,107 @@
+"""The operation contract and its registry.
+
+An operation is three things registered under one name:
+
+* ``Config``: a frozen dataclass of *sampling settings* (ranges, probabilities). These are the
+  keys a recipe YAML may set for the op; its defaults are the published ones.
+* ``Params``: a frozen dataclass of *drawn parameters*: everything ``apply`` needs, nothing
+  random left. Fields are JSON scalars or tuples of them. Random fields (noise) are described by
+  an integer ``seed`` so that ``apply`` stays pure and replay is bit-exact.
+* ``sample(rng, config, image_shape, ctx) -> Params`` draws from a ``numpy.random.Generator``;
+  ``apply(image, params) -> image`` is pure: it draws nothing and never modifies its input.
+
+Images inside a pipeline are float32 arrays, (H, W, 3), C-contiguous, values in [0, 1],
+x right / y down, pixel centres at integer + 0.5 (OpenCV's convention).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a sampler may need to know beyond the current image.
+
+    hr_size: (height, width) of the HR crop in pixels.
+    scale: the integer super-resolution factor; the LR target is hr_size // scale.
+    """
+
+    hr_size: tuple[int, int]
+    scale: int
+
+    @property
+    def target_size(self) -> tuple[int, int]:
+        return (self.hr_size[0] // self.scale, self.hr_size[1] // self.scale)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    summary: str
+    Config: type
+    Params: type
+    sample: Callable[[np.random.Generator, Any, tuple[int, ...], Context], Any]
+    apply: Callable[[np.ndarray, Any], np.ndarray]
+
+    def config_keys(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.Config)]
+
+    def make_config(self, values: dict) -> Any:
+        """Build a Config from recipe values (lists become tuples); unknown keys raise KeyError."""
+        allowed = set(self.config_keys())
+        unknown = [k for k in values if k not in allowed]
+        if unknown:
+            raise KeyError(unknown[0])
+        return self.Config(**{k: _freeze(v) for k, v in values.items()})
+
+    def params_to_json(self, params) -> dict:
+        return {f.name: _thaw(getattr(params, f.name)) for f in dataclasses.fields(params)}
+
+    def params_from_json(self, values: dict):
+        return self.Params(**{k: _freeze(v) for k, v in values.items()})
+
+
+REGISTRY: dict[str, Operation] = {}
+
+
+def register(name: str, summary: str, Config: type, Params: type, sample, apply) -> Operation:
+    if name in REGISTRY:
+        raise ValueError(f"operation {name!r} registered twice")
+    op = Operation(name, summary, Config, Params, sample, apply)
+    REGISTRY[name] = op
+    return op
+
+
+def get(name: str) -> Operation:
+    return REGISTRY[name]
+
+
+def _freeze(value):
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    return value
+
+
+def _thaw(value):
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_float(image_u8: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> float32 in [0, 1]."""
+    return np.ascontiguousarray(image_u8, dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] -> uint8, rounding to nearest."""
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
