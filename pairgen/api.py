@@ -1,0 +1,243 @@
+"""The Python API the CLI wraps: build(), replay(), inspect()."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from . import __version__
+from .errors import PairgenError, UsageError
+from .executors import ShardFailed, ShardSpec, run_local, run_ray
+from .recipes import apply_overrides, read_recipe
+from .shards import shard_done, shard_file, write_json_atomic
+
+FORMATS = ("wds", "hdf5")
+CONVENTIONS = {
+    "images": "8-bit sRGB, RGB channel order, (H, W, 3), row 0 at the top",
+    "coordinates": "pixels; x right, y down; pixel (i, j) has its centre at (j + 0.5, i + 0.5)",
+    "boxes": "(x0, y0, x1, y1) in pixels, end exclusive",
+    "keys": "digits only (webdataset keys end at the first dot)",
+    "rng": "every random draw comes from a numpy Generator seeded by (seed, the sample's input identity)",
+}
+
+
+@dataclass
+class BuildResult:
+    out: str
+    card: dict
+    made_shards: int = 0
+    resumed_shards: int = 0
+    seconds: float = 0.0
+    failures: list = field(default_factory=list)
+
+
+def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_image: int = 1,
+              scale: int | None = None, limit: int | None = None, overrides=(), max_pixels: int | None = None,
+              **task_options):
+    """Build the task a recipe describes, with the command's options applied."""
+    name, path, raw = read_recipe(recipe)
+    raw = apply_overrides(raw, list(overrides), path)
+    kind = raw.get("task")
+    if kind == "superres":
+        from .tasks.superres import SuperResTask
+
+        if scale is not None and scale not in (2, 3, 4, 8):
+            raise UsageError(f"--scale must be 2, 3, 4 or 8, got {scale}")
+        effective_scale = scale if scale is not None else raw.get("scale", 4)
+        if crop and crop % effective_scale:
+            raise UsageError(f"--crop {crop} is not a multiple of the scale {effective_scale}: the LR would not sit on the HR grid; use e.g. --crop {crop - crop % effective_scale}")
+        return name, SuperResTask(name, path, raw, list(src), seed=seed, crop=crop, crops_per_image=crops_per_image,
+                                  scale=scale, limit=limit, max_pixels=max_pixels)
+    if kind in ("flow", "depth"):
+        from .tasks import rendered
+
+        return name, rendered.make_task(kind, name, path, raw, list(src), seed=seed, limit=limit, **task_options)
+    raise PairgenError(f"{path}: unknown task {kind!r} (known: superres, flow, depth)")
+
+
+def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int = 256,
+          crop: int = 256, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
+          format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
+          ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
+          retries: int = 2, **task_options) -> BuildResult:
+    """Build shards into ``out``; resumes an interrupted build of the same command."""
+    started = time.perf_counter()
+    _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
+    workers = workers or os.cpu_count() or 1
+    name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
+                           limit=limit, overrides=overrides, max_pixels=max_pixels, **task_options)
+    say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)
+
+    items, skipped = task.plan()
+    if not items:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
+        raise PairgenError(f"no usable input: all {len(skipped)} inputs were skipped ({reasons})" if skipped else "no input to build from")
+
+    # The identity of this build: a resumed run must be the same command, or it would mix datasets.
+    task_card = task.card()
+    fingerprint = {"recipe": task_card.get("recipe", {}), "task": task.name, "seed": seed, "format": format,
+                   "shard_size": shard_size, "items": hashlib.sha256(json.dumps([i.identity for i in items]).encode()).hexdigest(),
+                   "options": {"crop": crop, "crops_per_image": crops_per_image, "limit": limit, **{k: _jsonable(v) for k, v in task_options.items()}}}
+    _prepare_out(out, fingerprint, overwrite)
+
+    specs, index, current = [], 0, []
+    count = 0
+    for item in items:
+        n = _item_samples(item)
+        if current and count + n > shard_size:
+            specs.append(ShardSpec(index, shard_file(name, index, format), out, format, seed, task, current))
+            index, current, count = index + 1, [], 0
+        current.append(item)
+        count += n
+    if current:
+        specs.append(ShardSpec(index, shard_file(name, index, format), out, format, seed, task, current))
+
+    done_stats = {}
+    todo = []
+    for spec in specs:
+        stats = shard_done(out, spec.name)
+        if stats is not None:
+            done_stats[spec.name] = stats
+        else:
+            todo.append(spec)
+    planned = sum(_item_samples(i) for i in items)
+    already = sum(s["samples"] for s in done_stats.values())
+    say(f"pairgen: {name}: {len(items)} inputs -> {planned} planned samples in {len(specs)} shards"
+        f" ({len(skipped)} inputs skipped up front; {workers} worker{'s' if workers > 1 else ''}, {executor})")
+    if done_stats:
+        say(f"pairgen: resuming: {len(done_stats)} shards already complete, {len(todo)} to make")
+
+    bar = _progress_bar(planned, already, progress)
+    result_stats = dict(done_stats)
+
+    def on_shard(stats):
+        result_stats[stats["shard"]] = stats
+
+    run = run_ray if executor == "ray" else run_local
+    extra = {"address": ray_address} if executor == "ray" else {}
+    try:
+        failures = run(todo, workers, bar.update, on_shard, retries=retries, **extra)
+    finally:
+        bar.close()
+
+    card = _card(name, task, task_card, seed, format, specs, result_stats, skipped, items, fingerprint)
+    write_json_atomic(os.path.join(out, "dataset.json"), card)
+    result = BuildResult(out, card, len(todo), len(done_stats), time.perf_counter() - started, failures)
+    counts = card["counts"]
+    say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {out}/ "
+        f"in {result.seconds:.1f} s; {counts['skipped']} inputs skipped (reasons in {out}/dataset.json)")
+    if failures:
+        raise ShardFailed(f"{len(failures)} shards failed after retries (run the same command again to resume):\n" + "\n".join(failures))
+    return result
+
+
+def _item_samples(item) -> int:
+    return int(item.payload.get("crops", item.payload.get("samples", 1)))
+
+
+def _jsonable(value):
+    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
+
+
+def _check_options(workers, shard_size, crop, crops_per_image, limit, fmt, executor):
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if shard_size < 1:
+        raise UsageError(f"--shard-size must be at least 1, got {shard_size}")
+    if crop < 0:
+        raise UsageError(f"--crop must be 0 (whole image) or a positive size in pixels, got {crop}")
+    if crops_per_image < 1:
+        raise UsageError(f"--crops-per-image must be at least 1, got {crops_per_image}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor must be local or ray, got {executor!r}")
+
+
+def _prepare_out(out: str, fingerprint: dict, overwrite: bool) -> None:
+    marker = os.path.join(out, "build.json")
+    if overwrite and os.path.isdir(out):
+        if os.listdir(out) and not os.path.exists(marker):
+            raise PairgenError(f"--overwrite: {out} exists and was not written by pairgen (no build.json); refusing to delete it")
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+    if os.path.exists(marker):
+        with open(marker, encoding="utf-8") as handle:
+            previous = json.load(handle)
+        if previous != json.loads(json.dumps(fingerprint)):
+            raise PairgenError(f"{out} holds a build made with other options or inputs; use --overwrite to start over or choose another --out")
+    elif os.listdir(out):
+        raise PairgenError(f"{out} is not empty and holds no pairgen build; choose an empty or new --out")
+    for stale in glob.glob(os.path.join(out, "*.tmp")):
+        os.unlink(stale)  # pieces of an interrupted run, never trusted
+    write_json_atomic(marker, fingerprint)
+
+
+def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, fingerprint) -> dict:
+    shard_rows = [{"file": s.name, "samples": stats[s.name]["samples"]} for s in specs if s.name in stats]
+    late_skips = [sk for s in specs if s.name in stats for sk in stats[s.name]["skipped"]]
+    all_skipped = [{"path": s.path, "reason": s.reason} for s in skipped] + late_skips
+    card = {
+        "pairgen_version": __version__,
+        "task": task.name,
+        "recipe_name": name,
+        "seed": seed,
+        "format": fmt,
+        "shards": shard_rows,
+        "counts": {
+            "samples": sum(r["samples"] for r in shard_rows),
+            "inputs": len(items) + len(skipped),
+            "skipped": len(all_skipped),
+            "shards": len(shard_rows),
+            "shards_planned": len(specs),
+        },
+        "fields": {k: v.to_json() for k, v in task.fields().items()},
+        "conventions": dict(CONVENTIONS),
+        "skipped": all_skipped,
+        "options": fingerprint["options"],
+    }
+    for key, value in task_card.items():
+        if key == "conventions":
+            card["conventions"].update(value)
+        else:
+            card[key] = value
+    return card
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="sample", disable=not enabled, dynamic_ncols=True,
+                desc="pairgen", smoothing=0.1)
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def replay(record: dict) -> dict:
+    """Regenerate a sample's fields bit-exactly from its json record."""
+    if "degrade_ops" in record:
+        from .tasks.superres import replay as superres_replay
+
+        return superres_replay(record)
+    raise PairgenError("this record has no replayable operations (rendered samples are replayed by rendering their scene again)")
+
+
+def read_card(folder: str) -> dict:
+    path = os.path.join(folder, "dataset.json")
+    if not os.path.isdir(folder):
+        raise PairgenError(f"{folder}: no such directory")
+    if not os.path.exists(path):
+        raise PairgenError(f"{folder}: no dataset.json here; is this a pairgen output folder?")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except ValueError as exc:
+        raise PairgenError(f"{path}: not valid JSON: {exc}") from exc

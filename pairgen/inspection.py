@@ -1,0 +1,147 @@
+"""`pairgen inspect` and `pairgen replay`: read a shard folder back, summarise it, write previews."""
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .api import read_card, replay
+from .encoding import encode
+from .errors import PairgenError
+from .shards import iter_samples, stats_file
+
+MAX_SCANNED = 2000  # samples read for parameter summaries; enough for histograms, cheap on big sets
+
+
+@dataclass
+class Report:
+    text: str
+    contact_sheet: str
+    histograms: str
+    parameters: dict
+
+
+def shard_paths(folder: str, card: dict) -> list[str]:
+    paths = []
+    for row in card.get("shards", []):
+        path = os.path.join(folder, row["file"])
+        if not os.path.exists(path):
+            raise PairgenError(f"{path}: listed in dataset.json but missing")
+        paths.append(path)
+    return paths
+
+
+def iter_folder(folder: str, card: dict):
+    for path in shard_paths(folder, card):
+        for key, fields in iter_samples(path):
+            yield path, key, fields
+
+
+def inspect(folder: str, n_samples: int = 8) -> Report:
+    from .preview import contact_sheet, field_to_rgb, parameter_histograms
+
+    card = read_card(folder)
+    fields = card.get("fields", {})
+    order = [n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role]
+    preview_dir = os.path.join(folder, "preview")
+    os.makedirs(preview_dir, exist_ok=True)
+
+    rows, columns, values = [], None, defaultdict(list)
+    scanned = 0
+    for _, key, sample in iter_folder(folder, card):
+        if scanned >= MAX_SCANNED:
+            break
+        scanned += 1
+        record = sample.get("json", {})
+        _collect_parameters(record, values)
+        if len(rows) < n_samples:
+            images = [(name, field_to_rgb(name, sample[name])) for name in order if name in sample]
+            images = [(n, im) for n, im in images if im is not None]
+            if columns is None:
+                columns = [n for n, _ in images]
+            rows.append([im for _, im in images])
+
+    sheet = os.path.join(preview_dir, "contact_sheet.png")
+    hist = os.path.join(preview_dir, "parameters.png")
+    if rows:
+        contact_sheet(rows, columns or [], sheet, row_labels=None)
+    parameter_histograms(dict(values), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
+    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist), sheet, hist, dict(values))
+
+
+def _collect_parameters(record: dict, values: dict) -> None:
+    for group in ("target_ops", "degrade_ops"):
+        for entry in record.get(group, []):
+            prefix = entry.get("label") or entry["op"]
+            for name, value in entry.get("params", {}).items():
+                if name == "seed" or isinstance(value, (list, dict)):
+                    continue
+                values[f"{prefix}.{name}"].append(value)
+    for name, value in record.get("summary", {}).items():  # tasks may add scalar summaries
+        if isinstance(value, (int, float, str)):
+            values[name].append(value)
+
+
+def _summary(folder, card, values, scanned, sheet, hist) -> str:
+    counts = card.get("counts", {})
+    lines = [
+        f"{folder}: {card.get('task')} dataset, recipe {card.get('recipe_name')}, seed {card.get('seed')}, format {card.get('format')}, pairgen {card.get('pairgen_version')}",
+        f"  {counts.get('samples', 0)} samples in {counts.get('shards', 0)} shards; {counts.get('inputs', 0)} inputs, {counts.get('skipped', 0)} skipped",
+        "  fields:",
+    ]
+    for name, spec in card.get("fields", {}).items():
+        shape = "x".join("?" if s is None else str(s) for s in spec.get("shape", [])) or "-"
+        lines.append(f"    {name:<14} {spec.get('role', ''):<7} {spec.get('dtype', ''):<8} {shape:<12} {spec.get('meaning', '')[:70]}")
+    if values:
+        lines.append(f"  drawn parameters (over {scanned} samples; count, then min / mean / max or the most common values):")
+        for name in sorted(values):
+            vals = values[name]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                arr = np.asarray(vals, dtype=np.float64)
+                lines.append(f"    {name:<32} n={len(vals):<6} {arr.min():.4g} / {arr.mean():.4g} / {arr.max():.4g}")
+            else:
+                common = ", ".join(f"{v}: {c}" for v, c in Counter(map(str, vals)).most_common(4))
+                lines.append(f"    {name:<32} n={len(vals):<6} {common}")
+    reasons = Counter(s["reason"].split(":")[0] for s in card.get("skipped", []))
+    if reasons:
+        lines.append("  skipped inputs by reason: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+    if sheet:
+        lines.append(f"  preview: {sheet}")
+    lines.append(f"  parameter histograms: {hist}")
+    return "\n".join(lines)
+
+
+def find_sample(folder: str, key: str) -> tuple[str, dict]:
+    card = read_card(folder)
+    for path in shard_paths(folder, card):
+        stats_path = os.path.join(folder, stats_file(os.path.basename(path)))
+        if os.path.exists(stats_path):
+            import json
+
+            with open(stats_path, encoding="utf-8") as handle:
+                stats = json.load(handle)
+            if stats.get("first_key") is None or not stats["first_key"] <= key <= stats["last_key"]:
+                continue
+        for sample_key, fields in iter_samples(path):
+            if sample_key == key:
+                return path, fields
+    raise PairgenError(f"{folder}: no sample with key {key!r}")
+
+
+def replay_key(folder: str, key: str, out: str | None = None) -> tuple[bool, str]:
+    path, stored = find_sample(folder, key)
+    regenerated = replay(stored["json"])
+    lines, ok = [f"{key} from {path}:"], True
+    for name, value in regenerated.items():
+        same = name in stored and encode(name, value) == encode(name, stored[name]) and np.array_equal(value, stored[name])
+        ok &= same
+        lines.append(f"  {name}: {'bit-exact' if same else 'DIFFERS'}")
+        if out:
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, f"{key}.{name}"), "wb") as handle:
+                handle.write(encode(name, value))
+    if out:
+        lines.append(f"  written to {out}/")
+    return ok, "\n".join(lines)

@@ -1,0 +1,548 @@
+"""Pictures for people: what ``pairgen inspect`` writes so a user can look at a dataset.
+
+Every function here is pure apart from the PNG it is asked to write: it returns a uint8 RGB
+array of shape (H, W, 3), draws no random numbers and never modifies its input. Arrays are in
+RGB order everywhere, on disk too (OpenCV's BGR is converted at the single write below).
+
+Conventions (the same as the rest of pairgen):
+
+* optical flow is float (H, W, 2) holding (dx, dy) in pixels, x right, y down;
+* depth is planar depth (camera-space z along the optical axis), float (H, W); 0 means
+  "no surface" (background, invalid);
+* instance ids are unsigned integers (H, W), 0 = background.
+
+matplotlib is imported inside ``parameter_histograms`` only, through its object-oriented Agg
+canvas (no pyplot, no global backend switch), so importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "flow_to_color",
+    "flow_wheel_legend",
+    "depth_to_color",
+    "segmentation_to_color",
+    "mask_to_color",
+    "gray_to_rgb",
+    "field_to_rgb",
+    "contact_sheet",
+    "parameter_histograms",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Optical flow: the Middlebury color code (Baker et al., "A Database and Evaluation Methodology
+# for Optical Flow", IJCV 2011; the colorcode.cpp / computeColor.m of the benchmark).
+# ---------------------------------------------------------------------------------------------
+
+# Segment lengths of the wheel, chosen by Baker et al. so that perceptually similar hues
+# (red-yellow, blue-magenta) get more entries: red -> yellow -> green -> cyan -> blue -> magenta.
+_WHEEL_SEGMENTS = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
+
+# The benchmark's UNKNOWN_FLOW_THRESH: larger vectors mark "no flow known" in .flo files.
+UNKNOWN_FLOW_THRESHOLD = 1e9
+
+
+def _make_flow_wheel() -> np.ndarray:
+    """The 55 x 3 wheel of the published scheme, RGB values 0..255 (float64)."""
+    rows = []
+    for segment, length in _WHEEL_SEGMENTS:
+        for i in range(length):
+            ramp = math.floor(255 * i / length)
+            rows.append({
+                "RY": (255, ramp, 0),
+                "YG": (255 - ramp, 255, 0),
+                "GC": (0, 255, ramp),
+                "CB": (0, 255 - ramp, 255),
+                "BM": (ramp, 0, 255),
+                "MR": (255, 0, 255 - ramp),
+            }[segment])
+    return np.asarray(rows, dtype=np.float64)
+
+
+_FLOW_WHEEL = _make_flow_wheel()
+
+
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Color optical flow with the Middlebury wheel; returns uint8 RGB (H, W, 3).
+
+    flow: float (H, W, 2), (dx, dy) in pixels, x right, y down.
+    max_magnitude: the magnitude, in pixels, drawn fully saturated. Default: the largest finite
+        magnitude in ``flow``, so the strongest motion is fully saturated.
+
+    Hue gives the direction (standard orientation, y down as in image rows): +x (right) red,
+    +y (down) yellow, -x (left) cyan-blue, -y (up) blue-violet. Saturation grows with
+    magnitude / max_magnitude: zero flow is white. As in the published code, vectors longer than
+    max_magnitude keep their hue at 75 % brightness. NaN, inf and vectors longer than
+    1e9 px (the benchmark's "unknown flow") are black.
+    """
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow_to_color: expected flow of shape (H, W, 2), got {flow.shape}")
+    u = flow[..., 0].astype(np.float64)
+    v = flow[..., 1].astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        magnitude = np.hypot(u, v)
+    valid = np.isfinite(magnitude) & (magnitude <= UNKNOWN_FLOW_THRESHOLD)
+    u = np.where(valid, u, 0.0)
+    v = np.where(valid, v, 0.0)
+    magnitude = np.where(valid, magnitude, 0.0)
+
+    if max_magnitude is None:
+        scale = float(magnitude.max()) if magnitude.size else 0.0
+    else:
+        scale = float(max_magnitude)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"flow_to_color: max_magnitude must be a positive number, got {max_magnitude!r}")
+    if scale <= 0:  # all-zero (or all-invalid) flow: everything is the white centre
+        scale = 1.0
+    radius = magnitude / scale
+
+    n = len(_FLOW_WHEEL)
+    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]; -1 and +1 are both "+x" (red)
+    position = (angle + 1) / 2 * (n - 1)
+    k0 = np.floor(position).astype(np.int64)
+    k1 = (k0 + 1) % n
+    frac = (position - k0)[..., None]
+    color = ((1 - frac) * _FLOW_WHEEL[k0] + frac * _FLOW_WHEEL[k1]) / 255.0
+    inside = (radius <= 1)[..., None]
+    color = np.where(inside, 1 - radius[..., None] * (1 - color), color * 0.75)
+    rgb = np.floor(255 * color).astype(np.uint8)
+    rgb[~valid] = 0
+    return rgb
+
+
+def flow_wheel_legend(size: int = 64) -> np.ndarray:
+    """The flow color code as a square legend image, uint8 RGB (size, size, 3).
+
+    Each pixel shows the color of a flow vector pointing from the image centre to that pixel
+    (x right, y down), with max_magnitude = size / 2: the inscribed disk is the saturating
+    range and the corners show the darker out-of-range colors, like the benchmark's legend.
+    """
+    if size < 1:
+        raise ValueError(f"flow_wheel_legend: size must be >= 1, got {size}")
+    coords = np.arange(size, dtype=np.float32) + 0.5 - size / 2  # pixel centres
+    dx, dy = np.meshgrid(coords, coords)
+    return flow_to_color(np.stack([dx, dy], axis=-1), max_magnitude=size / 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth
+# ---------------------------------------------------------------------------------------------
+
+# Percentiles of the valid depths that bound the default range: robust to a few far outliers
+# (a sliver of sky at 1e10) and to a few near ones.
+DEPTH_PERCENTILES = (2.0, 98.0)
+# The first entries of magma are nearly black; valid surfaces start above them so that the
+# farthest surface never looks like "no surface".
+_DEPTH_LUT_START = 40
+
+
+def _magma_lut() -> np.ndarray:
+    ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    bgr = cv2.applyColorMap(ramp, cv2.COLORMAP_MAGMA)  # (256, 1, 3) BGR
+    return np.ascontiguousarray(bgr[:, 0, ::-1])
+
+
+_MAGMA = _magma_lut()
+
+
+def depth_to_color(depth: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:
+    """Color planar depth with magma over inverse depth; returns uint8 RGB (H, W, 3).
+
+    depth: (H, W) or (H, W, 1), planar z in scene units; 0, negative and non-finite = no surface.
+    near, far: the depths mapped to the brightest and the darkest colors; values outside are
+        clipped. Default: the 2nd and 98th percentiles of the valid depths of this image.
+
+    Inverse depth (1/z) is what a viewer reads as "how near": it is linear in disparity and
+    keeps nearby detail apart while a far background shares a few dark colors. magma is
+    perceptually uniform and its lightness rises monotonically, so nearer is always brighter;
+    no surface is pure black, below magma's darkest used color.
+    """
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise ValueError(f"depth_to_color: expected depth of shape (H, W), got {depth.shape}")
+    z = depth.astype(np.float64)
+    valid = np.isfinite(z) & (z > 0)
+    rgb = np.zeros(z.shape + (3,), dtype=np.uint8)
+    if not valid.any():
+        return rgb
+    if near is None or far is None:
+        low, high = np.percentile(z[valid], DEPTH_PERCENTILES)
+        near = float(low) if near is None else float(near)
+        far = float(high) if far is None else float(far)
+    if not (near > 0 and far > 0):
+        raise ValueError(f"depth_to_color: near and far must be positive, got near={near}, far={far}")
+    far = max(far, near)
+    inv_near, inv_far = 1.0 / near, 1.0 / far
+    inverse = 1.0 / z[valid]
+    if inv_near > inv_far:
+        t = np.clip((inverse - inv_far) / (inv_near - inv_far), 0.0, 1.0)
+    else:  # a flat range: every surface at the same (brightest) color
+        t = np.ones_like(inverse)
+    index = np.rint(_DEPTH_LUT_START + t * (255 - _DEPTH_LUT_START)).astype(np.intp)
+    rgb[valid] = _MAGMA[index]
+    return rgb
+
+
+# ---------------------------------------------------------------------------------------------
+# Instance ids, masks, gray
+# ---------------------------------------------------------------------------------------------
+
+# Fibonacci hashing: id * (2**16 / golden ratio) modulo 2**16 spreads consecutive ids around
+# the hue circle (three-distance theorem), in exact integer arithmetic, the same on every run.
+_GOLDEN_HUE_STEP = 40503
+_ID_SATURATIONS = np.array([0.95, 0.55])
+_ID_VALUES = np.array([1.0, 0.7])
+
+
+def _id_colors(ids: np.ndarray) -> np.ndarray:
+    """Colors for integer ids >= 1 (any shape) -> uint8 RGB (..., 3)."""
+    ids = ids.astype(np.int64)
+    hue = ((ids * _GOLDEN_HUE_STEP) & 0xFFFF).astype(np.float32) * np.float32(360 / 65536)
+    # Cycling saturation and value separates ids whose hues come close.
+    saturation = _ID_SATURATIONS[(ids // 2) % 2].astype(np.float32)
+    value = _ID_VALUES[ids % 2].astype(np.float32)
+    hsv = np.stack([hue, saturation, value], axis=-1).reshape(-1, 1, 3)
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).reshape(ids.shape + (3,))
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def segmentation_to_color(ids: np.ndarray) -> np.ndarray:
+    """Color instance ids; returns uint8 RGB (H, W, 3).
+
+    ids: integer (H, W) or (H, W, 1), usually uint16; 0 = background = black.
+    Each id has one fixed color (it depends on the id alone, not on the image or the run):
+    hues step by the golden angle so neighbouring ids differ strongly, and saturation and
+    brightness alternate; no color is darker than 70 % value, so none reads as background.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim == 3 and ids.shape[2] == 1:
+        ids = ids[..., 0]
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"segmentation_to_color: expected integer ids of shape (H, W), got {ids.dtype} {ids.shape}")
+    unique, inverse = np.unique(ids, return_inverse=True)
+    palette = _id_colors(unique)
+    palette[unique <= 0] = 0
+    return palette[inverse.reshape(ids.shape)]
+
+
+def mask_to_color(mask: np.ndarray, color: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+    """A mask as uint8 RGB (H, W, 3): ``color`` where set, black elsewhere.
+
+    mask: (H, W) or (H, W, 1); bool, uint8 with values 0/1 or 0..255, or float in [0, 1]
+    (soft masks blend from black to ``color``).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"mask_to_color: expected a mask of shape (H, W), got {mask.shape}")
+    if mask.dtype == bool:
+        weight = mask.astype(np.float32)
+    elif mask.dtype == np.uint8:
+        weight = mask.astype(np.float32) / (1.0 if mask.max(initial=0) <= 1 else 255.0)
+    else:
+        weight = np.clip(np.nan_to_num(mask.astype(np.float32)), 0.0, 1.0)
+    rgb = weight[..., None] * np.asarray(color, dtype=np.float32)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    """A single-channel image as uint8 RGB (H, W, 3).
+
+    gray: (H, W) or (H, W, 1); uint8 as is, uint16 scaled by 1/257, bool to 0/255, float
+    taken as [0, 1] and clipped (NaN -> 0).
+    """
+    gray = np.asarray(gray)
+    if gray.ndim == 3 and gray.shape[2] == 1:
+        gray = gray[..., 0]
+    if gray.ndim != 2:
+        raise ValueError(f"gray_to_rgb: expected a gray image of shape (H, W), got {gray.shape}")
+    if gray.dtype == np.uint8:
+        gray8 = gray
+    elif gray.dtype == bool:
+        gray8 = gray.astype(np.uint8) * 255
+    elif gray.dtype == np.uint16:
+        gray8 = np.rint(gray / 257.0).astype(np.uint8)
+    else:
+        gray8 = np.rint(np.clip(np.nan_to_num(gray.astype(np.float32)), 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(gray8[..., None], 3, axis=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch by field
+# ---------------------------------------------------------------------------------------------
+
+_ENCODED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+_NOT_IMAGE_SUFFIXES = (".json", ".txt", ".cls", ".yaml", ".yml")
+
+
+def _decode_image(name: str, data: bytes) -> np.ndarray:
+    buffer = np.frombuffer(bytes(data), dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"field {name!r}: could not decode {len(buffer)} bytes as an image")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return image
+
+
+def field_to_rgb(name: str, value: Any) -> np.ndarray | None:
+    """A sample field as uint8 RGB (H, W, 3) for a preview, or None if it is not a picture.
+
+    name: the field's key, e.g. "lr.png", "flow_fw.npy", "depth.npy", "ids.png", "meta.json".
+    value: the decoded field (a numpy array, or parsed json); encoded image bytes under an
+        image name (.png, .jpg, ...) are decoded first.
+
+    Rules, in order:
+      * json / text fields and anything that is not an array -> None;
+      * name contains "flow" and the array is (H, W, 2) -> flow colors (``flow_to_color``);
+      * name contains "depth" and the array is single-channel numeric -> ``depth_to_color``
+        (so a uint16 depth in millimetres is depth, not instance ids);
+      * (H, W, 3) uint8 -> as is; (H, W, 4) -> alpha dropped; uint16 RGB -> scaled to 8 bit;
+        float RGB -> taken as [0, 1];
+      * single channel: bool -> mask; uint16 or other integer ids -> segmentation palette;
+        uint8 / float -> gray;
+      * arrays with fewer than 2 dimensions -> None; any other image-like array -> ValueError.
+    """
+    key = name.lower()
+    if key.endswith(_NOT_IMAGE_SUFFIXES):
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        if not key.endswith(_ENCODED_IMAGE_SUFFIXES):
+            return None
+        value = _decode_image(name, value)
+    if not isinstance(value, np.ndarray) or value.ndim < 2:
+        return None
+
+    if "flow" in key and value.ndim == 3 and value.shape[2] == 2:
+        return flow_to_color(value)
+    single = value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value
+    if "depth" in key and single.ndim == 2 and single.dtype != bool and np.issubdtype(single.dtype, np.number):
+        return depth_to_color(single)
+
+    if value.ndim == 3 and value.shape[2] in (3, 4):
+        rgb = value[..., :3]
+        if rgb.dtype == np.uint8:
+            return np.ascontiguousarray(rgb)
+        if rgb.dtype == np.uint16:
+            return np.rint(rgb / 257.0).astype(np.uint8)
+        if np.issubdtype(rgb.dtype, np.floating):
+            return np.rint(np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255).astype(np.uint8)
+    if single.ndim == 2:
+        if single.dtype == bool:
+            return mask_to_color(single)
+        if single.dtype == np.uint8 or np.issubdtype(single.dtype, np.floating):
+            return gray_to_rgb(single)
+        if np.issubdtype(single.dtype, np.integer):
+            return segmentation_to_color(single)
+    raise ValueError(
+        f"field {name!r}: cannot preview an array of dtype {value.dtype} and shape {value.shape}; "
+        "expected an RGB or gray image, (H, W, 2) flow, (H, W) depth or integer ids"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Contact sheet
+# ---------------------------------------------------------------------------------------------
+
+_SHEET_GAP = 4  # pixels between cells and around the grid
+_SHEET_HEADER = 24  # height of the column-label band
+_SHEET_BACKGROUND = (32, 32, 32)
+_EMPTY_CELL = (64, 64, 64)  # a missing field: visibly not an image
+_TEXT_COLOR = (235, 235, 235)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT_SCALE = 0.45
+
+
+def _fit_to_cell(image: np.ndarray, cell: int) -> np.ndarray:
+    """Resize to fit a cell x cell box keeping aspect: nearest up (pixels stay visible), area down."""
+    height, width = image.shape[:2]
+    scale = min(cell / height, cell / width)
+    new_width = min(cell, max(1, round(width * scale)))
+    new_height = min(cell, max(1, round(height * scale)))
+    if (new_height, new_width) == (height, width):
+        return image
+    interpolation = cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA
+    return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
+
+
+def _fit_text(text: str, max_width: int) -> str:
+    """ASCII text (Hershey fonts have no other glyphs) shortened with '..' to fit max_width px."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(text))
+    if cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)[0][0] <= max_width:
+        return text
+    while text and cv2.getTextSize(text + "..", _FONT, _FONT_SCALE, 1)[0][0] > max_width:
+        text = text[:-1]
+    return text + ".." if text else ""
+
+
+def _put_text(canvas: np.ndarray, text: str, x: int, y_centre: int) -> None:
+    (_, text_height), _ = cv2.getTextSize(text, _FONT, _FONT_SCALE, 1)
+    cv2.putText(canvas, text, (x, y_centre + text_height // 2), _FONT, _FONT_SCALE, _TEXT_COLOR, 1, cv2.LINE_AA)
+
+
+def _as_cell_image(image: Any, row: int, column: int) -> np.ndarray | None:
+    if image is None:
+        return None
+    image = np.asarray(image)
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
+        return gray_to_rgb(image)
+    raise ValueError(
+        f"contact_sheet: cell (row {row}, column {column}) must be uint8 RGB (H, W, 3) or gray (H, W), "
+        f"got {image.dtype} {image.shape}; convert fields with field_to_rgb first"
+    )
+
+
+def contact_sheet(
+    rows: list[list[np.ndarray | None]],
+    column_labels: list[str],
+    path: str | os.PathLike | None,
+    cell: int = 192,
+    row_labels: list[str] | None = None,
+) -> np.ndarray:
+    """A grid of images, one row per sample and one column per field; returns uint8 RGB.
+
+    rows: rows[i][j] is sample i's field j as uint8 RGB (H, W, 3) or gray (H, W); None (or a
+        short row) leaves a gray empty cell.
+    column_labels: one label per column, drawn in a header band.
+    path: where to write the PNG (RGB on disk; parent folders are created); None writes nothing.
+    cell: each image is resized to fit a cell x cell box keeping its aspect ratio, centred in
+        it. Upsampling uses nearest neighbour so an LR image's pixels stay visible as blocks
+        next to its HR; downsampling uses area averaging (no aliasing).
+    row_labels: optional, one per row, drawn in a band on the left.
+    """
+    if cell < 8:
+        raise ValueError(f"contact_sheet: cell must be >= 8 pixels, got {cell}")
+    if not rows:
+        raise ValueError("contact_sheet: no rows to draw")
+    n_columns = len(column_labels)
+    longest = max(len(row) for row in rows)
+    if longest > n_columns:
+        raise ValueError(f"contact_sheet: a row has {longest} images but there are {n_columns} column labels")
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"contact_sheet: {len(row_labels)} row labels for {len(rows)} rows")
+
+    label_width = 0
+    if row_labels is not None:
+        widest = max(cv2.getTextSize(_fit_text(t, cell), _FONT, _FONT_SCALE, 1)[0][0] for t in row_labels)
+        label_width = min(cell, widest + 2 * _SHEET_GAP)
+    left = _SHEET_GAP + label_width
+    pitch = cell + _SHEET_GAP
+    height = _SHEET_HEADER + len(rows) * pitch
+    width = left + n_columns * pitch
+    sheet = np.empty((height, width, 3), dtype=np.uint8)
+    sheet[:] = _SHEET_BACKGROUND
+
+    for j, label in enumerate(column_labels):
+        _put_text(sheet, _fit_text(label, cell), left + j * pitch, _SHEET_HEADER // 2)
+    for i, row in enumerate(rows):
+        top = _SHEET_HEADER + i * pitch
+        if row_labels is not None:
+            _put_text(sheet, _fit_text(row_labels[i], label_width - _SHEET_GAP), _SHEET_GAP, top + cell // 2)
+        for j in range(n_columns):
+            x0 = left + j * pitch
+            image = _as_cell_image(row[j], i, j) if j < len(row) else None
+            if image is None:
+                sheet[top:top + cell, x0:x0 + cell] = _EMPTY_CELL
+                continue
+            fitted = _fit_to_cell(image, cell)
+            dy = (cell - fitted.shape[0]) // 2
+            dx = (cell - fitted.shape[1]) // 2
+            sheet[top + dy:top + dy + fitted.shape[0], x0 + dx:x0 + dx + fitted.shape[1]] = fitted
+
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"contact_sheet: could not write {path}")
+    return sheet
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter histograms
+# ---------------------------------------------------------------------------------------------
+
+_HISTOGRAM_COLUMNS = 4
+_MAX_BINS = 30
+
+
+def _split_values(values: list) -> tuple[list, int, bool]:
+    """-> (present values, count of missing ones (None / NaN), whether they are categorical)."""
+    present = []
+    for value in values:
+        if value is None or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+                             and math.isnan(float(value))):
+            continue
+        present.append(value)
+    categorical = any(not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)) for v in present)
+    return present, len(values) - len(present), categorical
+
+
+def parameter_histograms(values: dict[str, list], path: str | os.PathLike, title: str = "") -> None:
+    """Write a PNG with one small histogram per parameter.
+
+    values: parameter name (e.g. "blur.sigma_x", "jpeg.quality") -> the values drawn across the
+        dataset. Numbers give a histogram; strings and booleans (or a mix) give bar counts per
+        category; None / NaN (the op was not applied) are left out and counted in the subplot
+        title. An empty dict gives a figure saying "no parameters".
+    path: the PNG to write (parent folders are created).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(values)
+    n_columns = max(1, min(_HISTOGRAM_COLUMNS, len(names)))
+    n_rows = max(1, math.ceil(len(names) / n_columns))
+    figure = Figure(figsize=(3.2 * n_columns, 2.4 * n_rows + (0.4 if title else 0)), dpi=100)
+    FigureCanvasAgg(figure)
+    if title:
+        figure.suptitle(title)
+
+    if not names:
+        axes = figure.add_subplot(1, 1, 1)
+        axes.text(0.5, 0.5, "no parameters", ha="center", va="center", fontsize=14)
+        axes.set_axis_off()
+    for index, name in enumerate(names):
+        axes = figure.add_subplot(n_rows, n_columns, index + 1)
+        present, missing, categorical = _split_values(list(values[name]))
+        heading = f"{name} (n={len(present)}" + (f", {missing} none)" if missing else ")")
+        axes.set_title(heading, fontsize=9)
+        axes.tick_params(labelsize=7)
+        if not present:
+            axes.text(0.5, 0.5, "no values", ha="center", va="center", transform=axes.transAxes)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            continue
+        if categorical:
+            labels, counts = np.unique(np.asarray([str(v) for v in present]), return_counts=True)
+            axes.bar(np.arange(len(labels)), counts, color="tab:orange")
+            axes.set_xticks(np.arange(len(labels)))
+            axes.set_xticklabels(labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        else:
+            numeric = np.asarray(present, dtype=np.float64)
+            finite = numeric[np.isfinite(numeric)]
+            bins: Any = min(_MAX_BINS, max(1, len(np.unique(finite))))
+            if finite.size and np.all(finite == np.round(finite)) and finite.max() - finite.min() < _MAX_BINS:
+                bins = np.arange(finite.min(), finite.max() + 2) - 0.5  # integers: one bar each
+            axes.hist(finite, bins=bins, color="tab:blue")
+        axes.set_ylabel("count", fontsize=7)
+
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(str(path), format="png")

@@ -1,0 +1,330 @@
+"""Where photos come from, and how they are decoded safely into 8-bit RGB.
+
+A ``--src`` is a directory (searched recursively), a glob, a text file listing paths (one per
+line, relative to the list's folder, ``#`` comments), a ``.tar`` of images, or nothing (the
+photos that ship inside scikit-image). Planning reads headers only; decoding happens in workers.
+
+Decoding rules (documented in the README):
+* EXIF orientation is applied, so pixels are upright as a viewer shows them.
+* Gray -> the value copied to R, G and B. 16-bit -> 8-bit by rounding v / 257.
+* Alpha (RGBA, LA, palette transparency) -> composited over white.
+* CMYK -> RGB by Pillow's conversion (no ICC colour management).
+* Images above ``max_pixels`` are refused from their header, before any pixel is decoded.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import stat
+import tarfile
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import PairgenError
+from .tasks.base import Skip
+
+IMAGE_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+LIST_EXTENSIONS = {".txt", ".lst", ".list"}
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# Photos inside the scikit-image wheel (offline). Gray ones become gray RGB by the rules above.
+EMBEDDED_PHOTOS = (
+    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "colorwheel",
+    "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "retina",
+    "rocket", "motorcycle_left", "motorcycle_right",
+)
+
+# Pillow's own bomb check would raise on large images mid-plan; ours runs first with a clear reason.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A picklable, JSON-able reference to one input image.
+
+    kind: "file" (path), "tar" (path of the archive + member name + data offset/size) or
+    "embedded" (a scikit-image photo name). identity: stable text naming the input.
+    """
+
+    identity: str
+    kind: str
+    path: str
+    member: str = ""
+    offset: int = 0
+    size: int = 0
+    height: int = 0
+    width: int = 0
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, values: dict) -> "SourceRef":
+        return cls(**values)
+
+
+class DecodeError(Exception):
+    """An input that cannot be turned into an RGB image; the message is the skip reason."""
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Expand ``--src`` values into (usable SourceRefs sorted by identity, skipped inputs).
+
+    A missing path or a source that yields no file at all raises PairgenError; individual bad
+    files are skipped with a reason. ``min_side``: images whose shorter side is below it are
+    skipped (too small for the crop).
+    """
+    candidates: list[tuple[str, str, str]] = []  # (identity, path, member)
+    refs: list[SourceRef] = []
+    skipped: list[Skip] = []
+    if not srcs:
+        for name in EMBEDDED_PHOTOS:
+            try:
+                h, w = load_embedded(name).shape[:2]
+            except Exception as exc:  # a photo this scikit-image build does not carry
+                skipped.append(Skip(f"embedded:{name}", f"not available offline: {exc}"))
+                continue
+            refs.append(SourceRef(f"embedded:{name}", "embedded", name, height=h, width=w))
+    for src in srcs:
+        found = _expand(src, skipped)
+        if not found:
+            raise PairgenError(f"--src {src}: no files found there")
+        candidates.extend(found)
+
+    seen: set[str] = set()
+    for identity, path, member in sorted(set(candidates)):
+        if identity in seen:
+            continue
+        seen.add(identity)
+        if member:
+            refs.append(SourceRef(identity, "tar", path, member=member[0], offset=member[1], size=member[2]))
+            continue
+        reason = _file_problem(path)
+        if reason:
+            skipped.append(Skip(path, reason))
+            continue
+        refs.append(SourceRef(identity, "file", path))
+
+    usable = []
+    for ref in sorted(refs, key=lambda r: r.identity):
+        if ref.kind == "embedded":
+            h, w = ref.height, ref.width
+        else:
+            try:
+                h, w = probe_size(ref, max_pixels)
+            except DecodeError as exc:
+                skipped.append(Skip(display_path(ref), str(exc)))
+                continue
+        if min(h, w) < min_side:
+            skipped.append(Skip(display_path(ref), f"too small: {w}x{h} px, the crop needs {min_side}x{min_side}"))
+            continue
+        usable.append(SourceRef(**{**ref.to_json(), "height": h, "width": w}))
+    return usable, skipped
+
+
+def display_path(ref: SourceRef) -> str:
+    if ref.kind == "tar":
+        return f"{ref.path}:{ref.member}"
+    if ref.kind == "embedded":
+        return f"embedded:{ref.path}"
+    return ref.path
+
+
+def _expand(src: str, skipped: list[Skip]) -> list[tuple[str, str, object]]:
+    if os.path.isdir(src):
+        root = os.path.normpath(src)
+        base = os.path.dirname(os.path.abspath(root))
+        out = []
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                out.append((os.path.relpath(os.path.abspath(path), base), path, None))
+        return out
+    if any(ch in src for ch in "*?["):
+        return [(os.path.normpath(p), p, None) for p in sorted(glob.glob(src, recursive=True)) if not os.path.isdir(p)]
+    if not os.path.lexists(src):
+        raise PairgenError(f"--src {src}: no such file or directory")
+    if os.path.isfile(src) and tarfile.is_tarfile(src):
+        return _tar_members(src, skipped)
+    if os.path.splitext(src)[1].lower() in LIST_EXTENSIONS:
+        folder = os.path.dirname(src)
+        out = []
+        with open(src, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    path = os.path.normpath(os.path.join(folder, line))
+                    out.append((path, path, None))
+        return out
+    return [(os.path.normpath(src), src, None)]
+
+
+def _tar_members(path: str, skipped: list[Skip]):
+    out = []
+    label = os.path.basename(path)
+    try:
+        with tarfile.open(path) as archive:
+            for info in archive:
+                if info.isfile():
+                    out.append((f"{label}:{info.name}", path, (info.name, info.offset_data, info.size)))
+    except (tarfile.TarError, OSError) as exc:  # keep the members read before the damage
+        skipped.append(Skip(path, f"tar archive damaged after {len(out)} members: {exc}"))
+    return out
+
+
+def _file_problem(path: str) -> str:
+    if os.path.islink(path) and not os.path.exists(path):
+        return "dangling symbolic link"
+    if not os.path.exists(path):
+        return "missing file"
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return "not a regular file"  # a FIFO or device would block or never end
+    if not os.access(path, os.R_OK):
+        return "unreadable: permission denied"
+    if os.path.getsize(path) == 0:
+        return "empty file"
+    return ""
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def read_bytes(ref: SourceRef) -> bytes:
+    try:
+        with open(ref.path, "rb") as handle:
+            if ref.kind == "tar":
+                handle.seek(ref.offset)
+                return handle.read(ref.size)
+            return handle.read()
+    except OSError as exc:
+        raise DecodeError(f"unreadable: {exc.strerror or exc}") from exc
+
+
+def probe_size(ref: SourceRef, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(height, width) after EXIF orientation, from the header only."""
+    data = read_bytes(ref) if ref.kind == "tar" else None
+    if data is not None and not data:
+        raise DecodeError("empty file")
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else ref.path) as image:
+            if image.format not in IMAGE_FORMATS:
+                raise DecodeError(f"unsupported image format {image.format}")
+            w, h = image.size
+            if w * h > max_pixels:
+                raise DecodeError(f"decompression bomb refused: {w}x{h} = {w * h} pixels > max_pixels {max_pixels}")
+            # Pillow's PNG getexif() decodes the pixels to find a late eXIf chunk: header only here.
+            has_exif = image.format != "PNG" or "exif" in image.info
+            orientation = image.getexif().get(0x0112, 1) if has_exif else 1
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(str(exc)) from exc
+    except Exception as exc:
+        raise DecodeError("not an image (unrecognised format)") from exc
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def load_rgb(ref: SourceRef, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode one input to uint8 (H, W, 3) RGB by the module's rules, or raise DecodeError."""
+    if ref.kind == "embedded":
+        return to_rgb8(load_embedded(ref.path))
+    return decode_image_bytes(read_bytes(ref), max_pixels)
+
+
+def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    if not data:
+        raise DecodeError("empty file")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Exception as exc:
+        raise DecodeError("not an image (unrecognised format)") from exc
+    if image.format not in IMAGE_FORMATS:
+        raise DecodeError(f"unsupported image format {image.format}")
+    w, h = image.size
+    if w * h > max_pixels:
+        raise DecodeError(f"decompression bomb refused: {w}x{h} = {w * h} pixels > max_pixels {max_pixels}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if image.format == "PNG" and _png_bit_depth(data) == 16 and image.mode in ("RGB", "RGBA"):
+                array = _decode_16bit_color_png(data)  # Pillow would truncate 48/64-bit PNGs
+            else:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                array = _pil_to_array(image)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"truncated or corrupt image data: {exc}") from exc
+    return to_rgb8(array)
+
+
+def _png_bit_depth(data: bytes) -> int:
+    return data[24] if len(data) > 24 and data[12:16] == b"IHDR" else 8
+
+
+def _decode_16bit_color_png(data: bytes) -> np.ndarray:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DecodeError("truncated or corrupt PNG data")
+    channels = [2, 1, 0, 3][: array.shape[2]]  # BGR(A) -> RGB(A)
+    return array[:, :, channels]
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "CMYK" or mode == "YCbCr" or mode == "1":
+        image = image.convert("RGB" if mode != "1" else "L")
+    elif mode == "LA" or mode == "PA" or mode == "La":
+        image = image.convert("LA")
+    elif mode.startswith("I;16") or mode == "I":
+        return np.asarray(image).astype(np.int64).clip(0, 65535).astype(np.uint16)
+    elif mode == "F":
+        raise DecodeError("unsupported pixel mode F (32-bit float)")
+    elif mode not in ("RGB", "RGBA", "L"):
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def to_rgb8(array: np.ndarray) -> np.ndarray:
+    """Gray / gray+alpha / RGB / RGBA, 8 or 16 bit, or bool -> uint8 (H, W, 3) RGB."""
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        array = ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise DecodeError(f"unsupported sample type {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    if channels in (2, 4):  # composite over white
+        alpha = array[:, :, -1:].astype(np.float32) / 255.0
+        color = array[:, :, :-1].astype(np.float32)
+        array = np.clip(color * alpha + 255.0 * (1.0 - alpha) + 0.5, 0, 255).astype(np.uint8)
+        channels -= 1
+    if channels == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif channels != 3:
+        raise DecodeError(f"unsupported channel count {channels}")
+    return np.ascontiguousarray(array)
+
+
+def load_embedded(name: str) -> np.ndarray:
+    from skimage import data
+
+    if name.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        return left if name.endswith("left") else right
+    return getattr(data, name)()
