@@ -64,14 +64,15 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
           crop: int = 256, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
           format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
           ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
-          retries: int = 2, **task_options) -> BuildResult:
-    """Build shards into ``out``; resumes an interrupted build of the same command."""
+          log: bool = True, retries: int = 2, **task_options) -> BuildResult:
+    """Build shards into ``out``; resumes an interrupted build of the same command.
+    progress: show a progress bar; log: print the plan and the summary to stderr."""
     started = time.perf_counter()
     _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
     workers = workers or os.cpu_count() or 1
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
                            limit=limit, overrides=overrides, max_pixels=max_pixels, **task_options)
-    say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)
+    say = (lambda text: print(text, file=sys.stderr)) if log else (lambda text: None)
 
     items, skipped = task.plan()
     if not items:
@@ -85,17 +86,8 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
                    "options": {"crop": crop, "crops_per_image": crops_per_image, "limit": limit, **{k: _jsonable(v) for k, v in task_options.items()}}}
     _prepare_out(out, fingerprint, overwrite)
 
-    specs, index, current = [], 0, []
-    count = 0
-    for item in items:
-        n = _item_samples(item)
-        if current and count + n > shard_size:
-            specs.append(ShardSpec(index, shard_file(name, index, format), out, format, seed, task, current))
-            index, current, count = index + 1, [], 0
-        current.append(item)
-        count += n
-    if current:
-        specs.append(ShardSpec(index, shard_file(name, index, format), out, format, seed, task, current))
+    specs = [ShardSpec(i, shard_file(name, i, format), out, format, seed, task, group)
+             for i, group in enumerate(_pack(items, shard_size, task))]
 
     done_stats = {}
     todo = []
@@ -137,7 +129,35 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
 
 
 def _item_samples(item) -> int:
-    return int(item.payload.get("crops", item.payload.get("samples", 1)))
+    return int(item.payload.get("samples", 1))
+
+
+def _pack(items, shard_size: int, task) -> list[list]:
+    """Group items into shards of exactly shard_size samples (the last may be short), splitting
+    multi-sample items where the task allows it."""
+    shards, current, count = [], [], 0
+    queue = list(reversed(items))
+    while queue:
+        item = queue.pop()
+        n = _item_samples(item)
+        room = shard_size - count
+        if n > room:
+            parts = task.split(item, room) if room > 0 else None
+            if parts:
+                item, rest = parts
+                queue.append(rest)
+                n = room
+            elif current:
+                shards.append(current)
+                current, count = [], 0
+        current.append(item)
+        count += n
+        if count >= shard_size:
+            shards.append(current)
+            current, count = [], 0
+    if current:
+        shards.append(current)
+    return shards
 
 
 def _jsonable(value):

@@ -59,7 +59,7 @@ def _positive(ctx, param, value):
 @click.option("--scenes", type=int, callback=_positive, help="Rendered recipes (flow, depth): number of procedural scenes.")
 @click.option("--resolution", help="Rendered recipes: WxH in pixels.")
 @click.option("--samples", "render_samples", type=int, callback=_positive, help="Rendered recipes: Cycles samples per pixel.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (the plan and the summary are still printed).")
 def build(recipe, src, out, seed, workers, shard_size, crop, crops_per_image, scale, limit, fmt, overwrite, overrides,
           executor, ray_address, max_pixels, scenes, resolution, render_samples, quiet):
     """Build training shards from RECIPE (a built-in name or a YAML file)."""

@@ -76,7 +76,7 @@ def _collect_parameters(record: dict, values: dict) -> None:
         for entry in record.get(group, []):
             prefix = entry.get("label") or entry["op"]
             for name, value in entry.get("params", {}).items():
-                if name == "seed" or isinstance(value, (list, dict)):
+                if name == "seed" or value is None or isinstance(value, (list, dict)):
                     continue
                 values[f"{prefix}.{name}"].append(value)
     for name, value in record.get("summary", {}).items():  # tasks may add scalar summaries
@@ -100,10 +100,10 @@ def _summary(folder, card, values, scanned, sheet, hist) -> str:
             vals = values[name]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
                 arr = np.asarray(vals, dtype=np.float64)
-                lines.append(f"    {name:<32} n={len(vals):<6} {arr.min():.4g} / {arr.mean():.4g} / {arr.max():.4g}")
+                lines.append(f"    {name:<36} n={len(vals):<6} {arr.min():.4g} / {arr.mean():.4g} / {arr.max():.4g}")
             else:
                 common = ", ".join(f"{v}: {c}" for v, c in Counter(map(str, vals)).most_common(4))
-                lines.append(f"    {name:<32} n={len(vals):<6} {common}")
+                lines.append(f"    {name:<36} n={len(vals):<6} {common}")
     reasons = Counter(s["reason"].split(":")[0] for s in card.get("skipped", []))
     if reasons:
         lines.append("  skipped inputs by reason: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))

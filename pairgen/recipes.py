@@ -310,24 +310,24 @@ def _line(raw):
 # ----------------------------------------------------------------------------- running
 
 
-def run_steps(steps, image: np.ndarray, rng: np.random.Generator, ctx: ops.Context, record: list) -> np.ndarray:
+def run_steps(steps, image: np.ndarray, rng: np.random.Generator, ctx: ops.Context, record: list,
+              parent: str = "") -> np.ndarray:
     """Run compiled steps, drawing every choice from ``rng``; append each applied operation as
-    {"op", "params"[, "label"]} to ``record`` (what replay needs, and nothing else)."""
+    {"op", "params", "label"} to ``record``. The label names the step for summaries: its own
+    label, else its enclosing step's label and its op name (``noise1.gaussian_noise``)."""
     for step in steps:
         if step.p < 1.0 and rng.random() >= step.p:
             continue
+        label = step.label or (f"{parent}.{step.op.name}" if parent and isinstance(step, OpStep) else parent)
         if isinstance(step, OpStep):
             params = step.op.sample(rng, step.config, image.shape, ctx)
             image = step.op.apply(image, params)
-            entry = {"op": step.op.name, "params": step.op.params_to_json(params)}
-            if step.label:
-                entry["label"] = step.label
-            record.append(entry)
+            record.append({"op": step.op.name, "label": label or step.op.name, "params": step.op.params_to_json(params)})
         elif isinstance(step, OneOf):
             branch = int(rng.choice(len(step.branches), p=step.weights))
-            image = run_steps(step.branches[branch], image, rng, ctx, record)
+            image = run_steps(step.branches[branch], image, rng, ctx, record, label)
         else:
-            image = run_steps(_shuffled(step, rng), image, rng, ctx, record)
+            image = run_steps(_shuffled(step, rng), image, rng, ctx, record, label)
     return image
 
 

@@ -6,11 +6,12 @@ executors, the dataset card) is shared by every task; a task only says:
 
 * ``plan()``: the ordered list of work items, plus inputs rejected up front (``Skip`` records);
 * ``fields()``: the card entry of each field it writes;
-* ``make(item, rng)``: the samples of one item, as ``(key_suffix, {field: value})`` pairs.
+* ``make(item, rng)``: the samples of one item, as ``(key, {field: value})`` pairs; keys are
+  digits only, unique in the dataset. ``item.payload["samples"]`` says how many it makes.
 
 Field values are encoded by the field name's extension (see ``pairgen.encoding``):
 ``*.png`` uint8 (H, W, 3) RGB or (H, W) gray, or uint16 (H, W) -> PNG; ``*.npy`` any array;
-``json`` a JSON-able dict. A key suffix is digits only (keys may not contain dots).
+``json`` a JSON-able dict.
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class SkipSample(Exception):
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field of the dataset card. role: input | target | meta. shape: list with None for
+    """One field of the dataset card. role: input (model input) | target (what a model predicts) | aux (extra ground truth,
+    e.g. backward flow) | meta (the json record). shape: list with None for
     sizes that vary between samples. meaning: units and conventions in words."""
 
     role: str
@@ -72,6 +74,11 @@ class Task:
 
     def make(self, item: WorkItem, rng: np.random.Generator) -> list[tuple[str, dict[str, Any]]]:
         raise NotImplementedError
+
+    def split(self, item: WorkItem, first: int) -> tuple[WorkItem, WorkItem] | None:
+        """Split a multi-sample item after its first ``first`` samples so shards hold exactly
+        --shard-size samples; None when the item cannot be split (it then stays whole)."""
+        return None
 
     def card(self) -> dict:
         """Task-specific entries of the dataset card (resolved recipe, conventions, ...)."""

@@ -51,7 +51,8 @@ class SuperResTask(Task):
             n = self.crops_per_image if self.limit is None else min(self.crops_per_image, self.limit - index)
             if n <= 0:
                 break
-            items.append(WorkItem(f"{index:09d}", ref.identity, {"source": ref.to_json(), "first_index": index, "crops": n}))
+            items.append(WorkItem(f"{index:09d}", ref.identity,
+                                  {"source": ref.to_json(), "first_index": index, "first_crop": 0, "samples": n}))
             index += n
         return items, skipped
 
@@ -66,8 +67,10 @@ class SuperResTask(Task):
         if self.crop and min(h, w) < self.crop:
             raise SkipSample(display_path(ref), f"too small: {w}x{h} px, the crop needs {self.crop}x{self.crop}")
         samples = []
-        # One child generator per crop: crop k draws the same numbers whatever --crops-per-image is.
-        for k, crop_rng in enumerate(rng.spawn(item.payload["crops"])):
+        # One child generator per crop: crop k draws the same numbers whatever --crops-per-image
+        # is and whichever shard it lands in.
+        first, n = item.payload["first_crop"], item.payload["samples"]
+        for k, crop_rng in enumerate(rng.spawn(first + n)[first:], start=first):
             box = self._crop_box(h, w, crop_rng)
             record = {
                 "pairgen_version": __version__,
@@ -80,8 +83,17 @@ class SuperResTask(Task):
                 "scale": self.scale,
             }
             hr, lr = self._degrade(image, box, crop_rng, record)
-            samples.append((f"{item.payload['first_index'] + k:09d}", {"hr.png": hr, "lr.png": lr, "json": record}))
+            key = f"{item.payload['first_index'] + k - first:09d}"
+            samples.append((key, {"hr.png": hr, "lr.png": lr, "json": record}))
         return samples
+
+    def split(self, item: WorkItem, first: int):
+        p = item.payload
+        head = WorkItem(item.key, item.identity, {**p, "samples": first})
+        tail_index = p["first_index"] + first
+        tail = WorkItem(f"{tail_index:09d}", item.identity,
+                        {**p, "first_index": tail_index, "first_crop": p["first_crop"] + first, "samples": p["samples"] - first})
+        return head, tail
 
     def _crop_box(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) in source pixels, end exclusive, x right / y down."""
