@@ -1,0 +1,55 @@
+"""Degradation alone, one core: 512x512 HR crops to x4 LR, per recipe (ms per pair).
+
+Target (issue 2): the default recipe at most 12 ms per pair. For scale: the public BSRGAN numpy
+code takes ~116 ms and the public Real-ESRGAN pipeline ~1.7 s per pair on this machine class
+(figures from shared/notes/degradations.md, measured there).
+"""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from pairgen import ops
+from pairgen.api import make_task
+from pairgen.recipes import run_steps
+from pairgen.rng import sample_rng
+
+
+def main(pairs: int = 200) -> None:
+    cv2.setNumThreads(1)
+    from skimage import data
+
+    photos = [ops.to_float(p) for p in (data.astronaut(), data.retina()[300:812, 300:812], data.brick(), data.gravel())]
+    photos = [np.ascontiguousarray(np.dstack([p] * 3) if p.ndim == 2 else p[:, :, :3]) for p in photos]
+    print(f"degradation alone, 512x512 HR -> x4 LR, one core, {pairs} pairs per recipe")
+    for recipe in ("superres", "superres-bsrgan", "superres-bicubic"):
+        _, task = make_task(recipe, crop=512)
+        ctx = ops.Context((512, 512), 4)
+        per_op: dict[str, float] = {}
+        started = time.perf_counter()
+        for i in range(pairs):
+            rng = sample_rng(0, f"bench{i}")
+            record: list = []
+            run_steps(task.degrade_steps, photos[i % len(photos)], rng, ctx, record)
+        total = (time.perf_counter() - started) / pairs * 1000
+        print(f"  {recipe:<18} {total:6.2f} ms/pair")
+    # Where the default recipe's time goes, op by op (same draws, timed apply only).
+    _, task = make_task("superres", crop=512)
+    timings: dict[str, list] = {}
+    for i in range(60):
+        record: list = []
+        run_steps(task.degrade_steps, photos[i % len(photos)], sample_rng(0, f"bench{i}"), ops.Context((512, 512), 4), record)
+        image = photos[i % len(photos)]
+        for entry in record:
+            op = ops.REGISTRY[entry["op"]]
+            params = op.params_from_json(entry["params"])
+            t = time.perf_counter()
+            image = op.apply(image, params)
+            timings.setdefault(entry["op"], []).append((time.perf_counter() - t) * 1000)
+    print("  default recipe, mean ms per applied op: " + ", ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(timings.items())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Shared set-up for the benchmarks: a folder of real photos made from the embedded ones."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+
+def photo_folder(folder: str, count: int = 48, side: int = 640) -> str:
+    """Write ``count`` JPEG photos of side x side px (crops, flips of the large embedded photos)."""
+    from skimage import data
+
+    os.makedirs(folder, exist_ok=True)
+    if len(os.listdir(folder)) >= count:
+        return folder
+    big = [data.retina(), data.hubble_deep_field(), cv2.resize(data.astronaut(), (900, 900), interpolation=cv2.INTER_CUBIC),
+           cv2.resize(data.coffee(), (1000, 667), interpolation=cv2.INTER_CUBIC), cv2.resize(data.rocket(), (1000, 667))]
+    rng = np.random.default_rng(0)  # benchmark fixture only, not pairgen output
+    for i in range(count):
+        image = big[i % len(big)]
+        y = int(rng.integers(0, image.shape[0] - side + 1))
+        x = int(rng.integers(0, image.shape[1] - side + 1))
+        crop = image[y : y + side, x : x + side]
+        if i // len(big) % 2:
+            crop = crop[:, ::-1]
+        cv2.imwrite(os.path.join(folder, f"photo{i:03d}.jpg"), np.ascontiguousarray(crop[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return folder
