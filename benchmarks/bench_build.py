@@ -21,12 +21,13 @@ from common import photo_folder  # noqa: E402
 
 from pairgen.api import build  # noqa: E402
 from pairgen.encoding import encode  # noqa: E402
+from pairgen.executors import prepare_worker  # noqa: E402
 from pairgen.sources import list_sources, load_rgb  # noqa: E402
 
 
 def io_floor(src: str) -> tuple[float, int]:
     """Seconds to decode every source and encode one 512 HR + 128 LR PNG per source."""
-    cv2.setNumThreads(1)
+    prepare_worker()  # the same single-core set-up as a build worker
     refs, _ = list_sources([src], min_side=512)
     started = time.perf_counter()
     for ref in refs:

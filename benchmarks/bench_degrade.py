@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import time
 
-import cv2
 import numpy as np
 
 from pairgen import ops
 from pairgen.api import make_task
+from pairgen.executors import prepare_worker
 from pairgen.recipes import run_steps
 from pairgen.rng import sample_rng
 
 
 def main(pairs: int = 200) -> None:
-    cv2.setNumThreads(1)
+    prepare_worker()  # one core, as a build worker runs
     from skimage import data
 
     photos = [ops.to_float(p) for p in (data.astronaut(), data.retina()[300:812, 300:812], data.brick(), data.gravel())]

@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .util import unit_to_uint8
+
 
 @dataclass(frozen=True)
 class Context:
@@ -103,5 +105,5 @@ def to_float(image_u8: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] -> uint8, rounding to nearest."""
-    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """float32 in [0, 1] -> uint8, rounding to nearest: floor(255 x + 0.5), clipped."""
+    return unit_to_uint8(image)

@@ -14,31 +14,9 @@ import numpy as np
 
 from pairgen.ops import kernels
 from pairgen.ops.base import Context, register
+from pairgen.ops.util import check_probs, check_range, check_sizes, clip_unit, uniform
 
 _ODD_SIZES = tuple(range(7, 22, 2))  # 7, 9, ..., 21
-
-# Small helpers below (validation, drawing, clipping) are shared by the op modules of this package.
-
-
-def check_sizes(op: str, sizes) -> None:
-    if not sizes or any(int(s) != s or s < 1 or s % 2 != 1 for s in sizes):
-        raise ValueError(f"{op}.kernel_sizes: expected a non-empty list of odd positive integers, got {sizes}")
-
-
-def check_range(op: str, field: str, rng_: tuple, low: float | None = None) -> None:
-    if len(rng_) != 2 or rng_[0] > rng_[1] or (low is not None and rng_[0] < low):
-        bound = f" with low >= {low}" if low is not None else ""
-        raise ValueError(f"{op}.{field}: expected [low, high] with low <= high{bound}, got {rng_}")
-
-
-def check_probs(op: str, field: str, probs: tuple, n: int) -> None:
-    if len(probs) != n or any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
-        raise ValueError(f"{op}.{field}: expected {n} non-negative probabilities summing to 1, got {probs}")
-
-
-def uniform(rng: np.random.Generator, bounds: tuple) -> float:
-    return float(rng.uniform(bounds[0], bounds[1]))
-
 
 def _draw_beta(rng: np.random.Generator, bounds: tuple) -> float:
     """BasicSR's rule: when the range straddles 1, draw below or above 1 with p=.5 each, so that
@@ -53,20 +31,6 @@ def _draw_beta(rng: np.random.Generator, bounds: tuple) -> float:
     return uniform(rng, bounds)
 
 
-def clip_unit(image: np.ndarray) -> np.ndarray:
-    """Clip a fresh float32 array to [0, 1] in place and return it (cv2.threshold: ~5x faster
-    than np.clip on numpy 1.26; same values)."""
-    image = cv2.threshold(image, 1.0, 1.0, cv2.THRESH_TRUNC, dst=image)[1]
-    return cv2.threshold(image, 0.0, 0.0, cv2.THRESH_TOZERO, dst=image)[1]
-
-
-def unit_to_uint8(image: np.ndarray) -> np.ndarray:
-    """Same values as ``pairgen.ops.base.to_uint8`` (floor(255 x + 0.5), clipped), ~10x faster."""
-    scaled = image * np.float32(255.0)
-    scaled += np.float32(0.5)
-    scaled = cv2.threshold(scaled, 255.0, 255.0, cv2.THRESH_TRUNC, dst=scaled)[1]
-    scaled = cv2.threshold(scaled, 0.0, 0.0, cv2.THRESH_TOZERO, dst=scaled)[1]
-    return scaled.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------- blur

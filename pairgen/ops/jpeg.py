@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register, to_float
-from pairgen.ops.blur import unit_to_uint8
+from pairgen.ops.util import unit_to_uint8
 
 
 @dataclass(frozen=True)

@@ -108,22 +108,30 @@ def make_kernel(
 # ---------------------------------------------------------------------------------------------
 # Applying a kernel quickly.
 #
-# A dense cv2.filter2D of a 13x13 or larger kernel costs ~10 ms on a 512x512 RGB float image on
-# one core (OpenCV switches to a DFT there), a 7x7 one ~2 ms. Most kernels here are far cheaper
-# as a short sum of separable (rank-1) terms from their SVD, one cv2.sepFilter2D (~0.1 ms per
-# tap at 512x512) per term; an isotropic Gaussian is exactly rank 1. So we (1) crop border rings
-# that carry (almost) no mass, (2) keep the fewest SVD terms, each with its own negligible tails
-# cropped, and (3) run whichever of "dense" and "separable sum" a small cost model says is
-# cheaper. Every dropped piece is counted against an L1 budget, so the output differs from the
-# exact dense filter by at most APPLY_TOLERANCE per pixel for images in [0, 1], a fraction of an
-# 8-bit level (1/255 = 3.9e-3). The plan depends only on the kernel, so replay is bit-exact.
+# On a 512x512 RGB float32 image on one core (OpenCV 4.11), a dense cv2.filter2D costs ~2 ms for
+# a 7x7 kernel, ~5 ms for 11x11 and ~10 ms from 13x13 on (its DFT path). We pick the cheapest of
+# three exact-enough methods with a small cost model:
+#
+# * "separable": the kernel as a short sum of rank-1 terms, one cv2.sepFilter2D each (~0.1 ms
+#   per tap). All kernels here are point-symmetric, so they split into an even-even and an
+#   odd-odd part whose singular vectors are exactly symmetric / antisymmetric; we make them so
+#   bit for bit, which lets OpenCV use its symmetric filter loops (2-3x faster). An isotropic
+#   Gaussian is one term.
+# * "dense": cv2.filter2D, for small kernels of high rank.
+# * "fft": per channel cv2.dft, spectrum product, inverse (~6-8 ms whatever the kernel).
+#
+# Border rings and 1-D tails that carry (almost) no mass are cropped first. Everything dropped
+# (cropped mass, truncated SVD terms) is counted against an L1 budget, so the output differs from
+# the exact dense filter by at most APPLY_TOLERANCE per pixel for images in [0, 1], a fraction of
+# an 8-bit level (1/255 = 3.9e-3). The method depends only on the kernel, so replay is bit-exact.
 
 APPLY_TOLERANCE = 5e-4  # max |output - exact dense filter| for images in [0, 1]
 
-# Cost model (ms at 512x512x3 float32, one core, measured with OpenCV 4.11):
-#   sepFilter2D with taps (a, b): 0.12 + 0.0535 (a + b); adding a term: 0.07
-#   filter2D k x k: 0.04 k^2 up to 11x11, ~9.7 above (DFT path, size independent here)
-_DENSE_DFT_MIN = 13
+# Cost model, ms at 512x512x3 float32 on one core (fitted to timings of 120 kernels drawn from
+# the default ``blur`` config; only the ratios matter):
+_SEP_TERM_MS, _SEP_TAP_MS = 0.35, 0.06  # per rank-1 term, per 1-D tap
+_DENSE_TAP_MS, _DENSE_DFT_MIN, _DENSE_DFT_MS = 0.04, 13, 10.0  # filter2D: 0.04 k^2 below 13x13, its DFT path above
+_FFT_MS = 7.0
 
 
 def _crop(kernel: np.ndarray, budget: float) -> tuple[np.ndarray, float]:
@@ -152,16 +160,27 @@ def _crop_1d(v: np.ndarray, weight: float, budget: float) -> np.ndarray:
     return v[a:b]
 
 
+def _exact_parity(v: np.ndarray, even: bool) -> np.ndarray:
+    return 0.5 * (v + v[::-1]) if even else 0.5 * (v - v[::-1])
+
+
 def separable_terms(kernel: np.ndarray, tolerance: float = APPLY_TOLERANCE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(column, row) float32 1-D kernels, each odd-length and centred, whose outer products sum
-    to the kernel within an L1 error of ``tolerance``."""
+    """(column, row) float32 1-D kernels, odd-length, centred and each exactly symmetric or
+    antisymmetric, whose outer products sum to the (point-symmetric) kernel within an L1 error
+    of ``tolerance``."""
     k, dropped = _crop(kernel, tolerance / 2)
-    u, s, vt = np.linalg.svd(k)
+    flip_y, flip_x, flip_both = k[::-1, :], k[:, ::-1], k[::-1, ::-1]
+    candidates = []  # (singular value, col, row)
+    for even, part in ((True, k + flip_y + flip_x + flip_both), (False, k - flip_y - flip_x + flip_both)):
+        u, s, vt = np.linalg.svd(0.25 * part)
+        for i in range(len(s)):
+            if s[i] > 1e-12:
+                root = math.sqrt(s[i])
+                candidates.append((s[i], _exact_parity(u[:, i] * root, even), _exact_parity(vt[i] * root, even)))
+    candidates.sort(key=lambda c: -c[0])
     approx = np.zeros_like(k)
     pairs = []
-    for i in range(len(s)):
-        col = u[:, i] * math.sqrt(s[i])
-        row = vt[i] * math.sqrt(s[i])
+    for _, col, row in candidates:
         approx += np.outer(col, row)
         pairs.append((col, row))
         if dropped + np.abs(approx - k).sum() <= 0.75 * tolerance:
@@ -178,11 +197,43 @@ def separable_terms(kernel: np.ndarray, tolerance: float = APPLY_TOLERANCE) -> l
 
 
 def _separable_cost(terms) -> float:
-    return sum(0.12 + 0.0535 * (len(c) + len(r)) for c, r in terms) + 0.07 * (len(terms) - 1)
+    return sum(_SEP_TERM_MS + _SEP_TAP_MS * (len(c) + len(r)) for c, r in terms)
 
 
 def _dense_cost(size: int) -> float:
-    return 0.04 * size * size if size < _DENSE_DFT_MIN else 9.7
+    return _DENSE_TAP_MS * size * size if size < _DENSE_DFT_MIN else _DENSE_DFT_MS
+
+
+def _fft_filter(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Circular convolution of a reflect-101 padded copy; equals the padded linear filter."""
+    h, w, channels = image.shape
+    r = kernel.shape[0] // 2
+    rows, cols = cv2.getOptimalDFTSize(h + 2 * r), cv2.getOptimalDFTSize(w + 2 * r)
+    # Few, reused buffers: in this VM a freshly touched page costs ~1.5 us, ~1 ms per 512x512
+    # float plane, as much as the DFT itself.
+    plane = np.zeros((rows, cols), np.float32)
+    # kernel centre moved to (0, 0), wrapping around (exact for a point-symmetric kernel)
+    plane[: r + 1, : r + 1] = kernel[r:, r:]
+    plane[: r + 1, cols - r :] = kernel[r:, :r]
+    plane[rows - r :, : r + 1] = kernel[:r, r:]
+    plane[rows - r :, cols - r :] = kernel[:r, :r]
+    kspec = cv2.dft(plane)
+    # Zero the negligible stop-band: products that small become float32 denormals, which slow
+    # the inverse DFT down several times. The change is below 1e-9 per frequency.
+    kspec[np.abs(kspec) < 1e-9] = 0.0
+    channel = np.empty((h, w), np.float32)
+    spec = np.empty((rows, cols), np.float32)
+    out = np.empty(image.shape, np.float32)
+    for c in range(channels):
+        cv2.extractChannel(image, c, dst=channel)
+        # Rows and columns beyond h + 2r get more reflected pixels rather than zeros: only the
+        # outputs we keep must not wrap, and each of them reads rows [y - r, y + r] of the pad.
+        cv2.copyMakeBorder(channel, r, rows - h - r, r, cols - w - r, cv2.BORDER_REFLECT_101, dst=plane)
+        cv2.dft(plane, dst=spec)
+        cv2.mulSpectrums(spec, kspec, 0, c=spec)
+        cv2.dft(spec, dst=plane, flags=cv2.DFT_INVERSE | cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+        out[:, :, c] = plane[r : r + h, r : r + w]
+    return out
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray, tolerance: float = APPLY_TOLERANCE) -> np.ndarray:
@@ -193,13 +244,15 @@ def convolve(image: np.ndarray, kernel: np.ndarray, tolerance: float = APPLY_TOL
     """
     terms = separable_terms(kernel, tolerance)
     cropped, _ = _crop(kernel, tolerance / 2)
-    if _dense_cost(cropped.shape[0]) < _separable_cost(terms):
+    costs = {"separable": _separable_cost(terms), "dense": _dense_cost(cropped.shape[0]), "fft": _FFT_MS}
+    method = min(costs, key=costs.get)
+    if method == "dense":
         return cv2.filter2D(image, cv2.CV_32F, cropped.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
-    out = None
-    for col, row in terms:
-        part = cv2.sepFilter2D(image, cv2.CV_32F, row, col, borderType=cv2.BORDER_REFLECT_101)
-        if out is None:
-            out = part
-        else:
-            out += part
+    if method == "fft":
+        return _fft_filter(image, cropped.astype(np.float32))
+    out = cv2.sepFilter2D(image, cv2.CV_32F, terms[0][1], terms[0][0], borderType=cv2.BORDER_REFLECT_101)
+    part = None
+    for col, row in terms[1:]:  # one scratch buffer for all further terms (see _fft_filter)
+        part = cv2.sepFilter2D(image, cv2.CV_32F, row, col, dst=part, borderType=cv2.BORDER_REFLECT_101)
+        out += part
     return out

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register
-from pairgen.ops.blur import check_probs, check_range, clip_unit, uniform
+from pairgen.ops.util import check_probs, check_range, clip_unit, uniform
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 _MODES = tuple(INTERPOLATIONS)
@@ -218,7 +218,7 @@ def apply_stride_downsample(image: np.ndarray, params: StrideDownsampleParams) -
     blurred = cv2.sepFilter2D(image, cv2.CV_32F, taps, taps, borderType=cv2.BORDER_REFLECT_101)
     if blurred.ndim == 2:
         blurred = blurred[:, :, None]
-    return clip_unit(np.ascontiguousarray(blurred[::s, ::s]))
+    return clip_unit(blurred[::s, ::s].copy())
 
 
 register(

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register
-from pairgen.ops.blur import clip_unit
+from pairgen.ops.util import clip_unit
 
 
 @dataclass(frozen=True)
