@@ -20,13 +20,17 @@ from pairgen.ops.base import Context, register
 from pairgen.ops.util import check_probs, check_range, clip_unit, uniform
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
-_MODES = tuple(INTERPOLATIONS)
+_MODES = tuple(INTERPOLATIONS)  # the random-resize defaults (Real-ESRGAN's three)
+# "bicubic_antialias": MATLAB imresize's bicubic (Keys, a = -0.5) with the kernel stretched by the
+# downscale factor, the classical "BI" degradation of SR benchmarks. cv2's INTER_CUBIC does not
+# stretch its kernel and aliases when shrinking.
+ALL_MODES = _MODES + ("bicubic_antialias",)
 
 
 def _check_modes(op: str, modes: tuple, probs: tuple) -> None:
-    unknown = [m for m in modes if m not in INTERPOLATIONS]
+    unknown = [m for m in modes if m not in ALL_MODES]
     if not modes or unknown:
-        raise ValueError(f"{op}.modes: expected a non-empty list from {_MODES}, got {modes}")
+        raise ValueError(f"{op}.modes: expected a non-empty list from {ALL_MODES}, got {modes}")
     check_probs(op, "mode_probs", probs, len(modes))
 
 
@@ -36,16 +40,50 @@ def _draw_mode(rng: np.random.Generator, modes: tuple, probs: tuple) -> str:
 
 def resize_image(image: np.ndarray, out_height: int, out_width: int, mode: str) -> np.ndarray:
     """cv2.resize with the module's grid convention; a new float32 array clipped to [0, 1]."""
-    if mode not in INTERPOLATIONS:
-        raise ValueError(f"resize mode: expected one of {_MODES}, got {mode!r}")
+    if mode not in ALL_MODES:
+        raise ValueError(f"resize mode: expected one of {ALL_MODES}, got {mode!r}")
     if out_height < 1 or out_width < 1:
         raise ValueError(f"resize: output size must be at least 1x1 px, got {out_height}x{out_width}")
     if (out_height, out_width) == image.shape[:2]:
         return image.copy()
+    if mode == "bicubic_antialias":
+        return clip_unit(_resize_antialiased_cubic(image, int(out_height), int(out_width)))
     out = cv2.resize(image, (int(out_width), int(out_height)), interpolation=INTERPOLATIONS[mode])
     if out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
         out = out[:, :, None]
     return clip_unit(np.ascontiguousarray(out))
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's and PIL's bicubic)."""
+    x = np.abs(x)
+    return np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0.0))
+
+
+def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) resampling matrix: pixel centres mapped as everywhere in this module, the
+    kernel stretched by 1/scale when shrinking, symmetric (mirror) borders, rows summing to 1."""
+    scale = n_out / n_in
+    stretch = min(scale, 1.0)
+    centres = (np.arange(n_out) + 0.5) / scale - 0.5
+    support = 2.0 / stretch
+    taps = np.arange(-math.ceil(support), math.ceil(support) + 1)
+    index = np.floor(centres)[:, None] + taps[None, :]
+    weights = stretch * _cubic(stretch * (centres[:, None] - index))
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirrored = np.abs(index).astype(np.int64)  # symmetric padding: -1 -> 0, n -> n - 1
+    mirrored = np.where(mirrored > n_in - 1, 2 * n_in - 1 - mirrored, mirrored).clip(0, n_in - 1)
+    matrix = np.zeros((n_out, n_in), dtype=np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(n_out), len(taps)), mirrored.ravel()), weights.ravel())
+    return matrix.astype(np.float32)
+
+
+def _resize_antialiased_cubic(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+    h, w, c = image.shape
+    rows = _cubic_weights(h, out_height) @ image.reshape(h, w * c)  # (out_h, w*c)
+    rows = rows.reshape(out_height, w, c).transpose(1, 0, 2).reshape(w, out_height * c)
+    out = _cubic_weights(w, out_width) @ rows  # (out_w, out_h*c)
+    return np.ascontiguousarray(out.reshape(out_width, out_height, c).transpose(1, 0, 2))
 
 
 @dataclass(frozen=True)
