@@ -67,7 +67,7 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
     hist = os.path.join(preview_dir, "parameters.png")
     if rows:
         contact_sheet(rows, columns or [], sheet, row_labels=None)
-    parameter_histograms(dict(values), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
+    parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
     return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist), sheet, hist, dict(values))
 
 

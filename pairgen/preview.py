@@ -542,7 +542,8 @@ def parameter_histograms(values: dict[str, list], path: str | os.PathLike, title
             axes.hist(finite, bins=bins, color="tab:blue")
         axes.set_ylabel("count", fontsize=7)
 
-    figure.tight_layout()
+    # Leave the title its own band: tight_layout alone lets the first row's titles run into it.
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()) if title else None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(str(path), format="png")

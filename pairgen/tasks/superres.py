@@ -131,6 +131,10 @@ class SuperResTask(Task):
         return {
             "scale": self.scale,
             "crop": self.crop,
+            "conventions": {
+                "lr_grid": f"LR pixel (i, j) covers HR pixels [{self.scale}i, {self.scale}(i+1)) x [{self.scale}j, {self.scale}(j+1)); no half-pixel shift",
+                "crop_box": "source pixels after EXIF orientation; --crop 0 trims the bottom and right to a multiple of the scale",
+            },
             "description": self.description,
             "recipe": {
                 "task": self.name,
