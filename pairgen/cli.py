@@ -22,6 +22,11 @@ class _Group(click.Group):
         except PairgenError as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:
+            if "unexpected extra argument" in exc.message:
+                exc.message += ("; an unquoted glob in --src expands to many arguments: quote it "
+                                "(--src 'photos/*.jpg') or pass the folder")
+            raise
         except KeyboardInterrupt:
             click.echo("pairgen: interrupted; run the same command again to resume", err=True)
             ctx.exit(130)

@@ -18,6 +18,7 @@ from conftest import run_cli
         (["build", "superres", "--out", "{o}", "--set", "novalue"], "expected key=value"),
         (["build", "superres", "--out", "{o}", "--format", "zip"], "'zip' is not one of"),
         (["frobnicate"], "No such command"),
+        (["build", "superres", "--out", "{o}", "--src", "a.jpg", "b.jpg"], "quote it"),
     ],
 )
 def test_wrong_usage_exits_2(tmp_path, args, message):
