@@ -6,7 +6,9 @@
 All in one run, on the same shards:
 * bare decode: one process reads the tars and decodes the input and target PNGs (cv2), nothing else;
 * loader: train/data.py's TrainStream through a DataLoader (decode, bicubic LR -> HR, crop,
-  float conversion, batching) with 0, 1, 2 worker processes;
+  batching; uint8 batches, as the trainer receives them) with 0, 1, 2 worker processes;
+  samples/s and CPU ms per sample (main process plus workers, from /proc), best of
+  interleaved rounds, because other processes may share the CPU;
 * model: forward + backward + Adam step of the U-Net on batches of the same size (the pix2pix
   default and a small CPU configuration).
 The issue's bar: loader >= 0.8x bare decode, and loader faster than the model consumes.
@@ -14,6 +16,7 @@ The issue's bar: loader >= 0.8x bare decode, and loader faster than the model co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tarfile
 import tempfile
@@ -26,37 +29,50 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from train.data import Prepare, TrainStream, load_card  # noqa: E402
+from train.data import Prepare, TrainStream, channel_count, decode_field, first_sample, load_card  # noqa: E402
 from train.models import Generator  # noqa: E402
 
 
-def bare_decode(paths: list[str], fields: set[str]) -> tuple[int, float]:
-    """Samples decoded per second: tar read + cv2.imdecode of every wanted PNG, one process."""
-    start, samples = time.perf_counter(), set()
+def _worker_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the given processes, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def bare_decode(paths: list[str], fields: set[str]) -> tuple[float, float]:
+    """(samples/s, CPU ms/sample) of reading the tars and cv2.imdecode of every wanted PNG, one process."""
+    wall, cpu, decoded = time.perf_counter(), time.process_time(), 0
     for path in paths:
         with tarfile.open(path) as tar:
             for member in tar:
-                key, _, field = member.name.partition(".")
+                field = member.name.partition(".")[2]
                 if field in fields:
                     data = tar.extractfile(member).read()
                     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
                     assert image is not None
-                    samples.add((path, key))
-    return len(samples), len(samples) / (time.perf_counter() - start)
+                    decoded += 1
+    n = decoded / len(fields)
+    return n / (time.perf_counter() - wall), (time.process_time() - cpu) / n * 1e3
 
 
-def loader_speed(paths, prepare, batch_size: int, workers: int, samples: int) -> float:
+def loader_speed(paths, prepare, batch_size: int, workers: int, samples: int) -> tuple[float, float]:
+    """(samples/s, CPU ms/sample over the main process and its workers) of TrainStream batches."""
     stream = TrainStream(paths, prepare, batch_size=batch_size, seed=0, shuffle_buffer=64)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
     it = iter(loader)
     next(it)  # worker start-up and buffer fill are not throughput
-    start, seen = time.perf_counter(), 0
+    pids = [w.pid for w in getattr(it, "_workers", [])]
+    wall, cpu, worker_cpu, seen = time.perf_counter(), time.process_time(), _worker_cpu(pids), 0
     while seen < samples:
-        x, _ = next(it)
-        seen += x.shape[0]
-    rate = seen / (time.perf_counter() - start)
+        inputs, _ = next(it)
+        seen += inputs[0].shape[0]
+    rate = seen / (time.perf_counter() - wall)
+    cpu_ms = (time.process_time() - cpu + _worker_cpu(pids) - worker_cpu) / seen * 1e3
     del it
-    return rate
+    return rate, cpu_ms
 
 
 def model_speed(in_ch: int, out_ch: int, crop: int, batch_size: int, depth: int, width: int, steps: int) -> float:
@@ -86,7 +102,8 @@ def main() -> None:
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--samples", type=int, default=400, help="samples timed per loader configuration")
+    p.add_argument("--samples", type=int, default=320, help="samples timed per loader configuration and round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each configuration's best is kept")
     args = p.parse_args()
 
     tmp = None
@@ -108,23 +125,30 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}")
 
     bare_decode(paths, fields)  # warm the page cache
-    count, bare = max((bare_decode(paths, fields) for _ in range(2)), key=lambda r: r[1])
-    print(f"bare PNG decode (1 process)          : {bare:8.1f} samples/s ({count} samples)")
-
+    # Other processes may share the CPU: interleave the configurations over several rounds and
+    # keep each one's best round; CPU time per sample is the contention-proof comparison.
+    best: dict = {}
     prepare = Prepare(card.inputs, card.targets, crop=args.crop)
+    for _ in range(args.rounds):
+        results = {"bare": bare_decode(paths * max(1, args.samples // max(1, len(paths) * 64)), fields)}
+        for workers in args.workers:
+            results[workers] = loader_speed(paths, prepare, args.batch_size, workers, args.samples)
+        for name, (rate, cpu_ms) in results.items():
+            old = best.get(name, (0.0, float("inf")))
+            best[name] = (max(old[0], rate), min(old[1], cpu_ms))
+    bare, bare_cpu = best["bare"]
+    print(f"bare PNG decode, 1 process            : {bare:7.1f} samples/s, {bare_cpu:5.2f} CPU ms/sample")
     for workers in args.workers:
-        rate = loader_speed(paths, prepare, args.batch_size, workers, args.samples)
-        print(f"loader, {workers} worker(s), batch {args.batch_size:3d}    : {rate:8.1f} samples/s  "
-              f"({rate / bare:.2f}x bare decode)")
-
-    from train.data import first_sample, decode_field, channel_count
+        rate, cpu_ms = best[workers]
+        print(f"loader, {workers} worker(s), batch {args.batch_size:3d}      : {rate:7.1f} samples/s, {cpu_ms:5.2f} CPU ms/sample"
+              f"  ({rate / bare:.2f}x bare wall, {bare_cpu / cpu_ms:.2f}x bare per CPU second)")
 
     sample = first_sample(card)
     in_ch = sum(channel_count(decode_field(n, sample[n], "")) for n in card.inputs)
     out_ch = sum(channel_count(decode_field(n, sample[n], "")) for n in card.targets)
     for depth, width, steps in ((8, 64, 2), (6, 32, 3), (4, 16, 5)):
         rate = model_speed(in_ch, out_ch, args.crop, args.batch_size, depth, width, steps)
-        print(f"U-Net depth {depth} width {width:2d} train step      : {rate:8.1f} samples/s "
+        print(f"U-Net depth {depth} width {width:2d}, train step     : {rate:7.1f} samples/s "
               f"(crop {args.crop}, batch {args.batch_size})")
     if tmp is not None:
         tmp.cleanup()

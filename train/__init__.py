@@ -1,0 +1,1 @@
+"""The reference PyTorch trainer for pairgen shards: ``python train/fit.py SHARDS --out RUN``."""
