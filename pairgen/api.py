@@ -36,16 +36,26 @@ class BuildResult:
     failures: list = field(default_factory=list)
 
 
+RENDER_OPTIONS = ("blend", "scenes", "frames", "step", "resolution", "samples", "normals", "threads")
+
+
 def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_image: int = 1,
               scale: int | None = None, limit: int | None = None, overrides=(), max_pixels: int | None = None,
-              **task_options):
-    """Build the task a recipe describes, with the command's options applied."""
+              workers: int = 1, **task_options):
+    """Build the task a recipe describes, with the command's options applied. ``task_options``
+    are the rendered tasks' options (RENDER_OPTIONS)."""
     name, path, raw = read_recipe(recipe)
     raw = apply_overrides(raw, list(overrides), path)
     kind = raw.get("task")
+    unknown = sorted(k for k in task_options if k not in RENDER_OPTIONS)
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(unknown)} (rendered-task options: {', '.join(RENDER_OPTIONS)})")
     if kind == "superres":
         from .tasks.superres import SuperResTask
 
+        given = sorted(k for k, v in task_options.items() if v is not None)
+        if given:
+            raise UsageError(f"--{given[0]} is an option of rendered recipes (flow, depth), not of {name!r}")
         if scale is not None and scale not in (2, 3, 4, 8):
             raise UsageError(f"--scale must be 2, 3, 4 or 8, got {scale}")
         effective_scale = scale if scale is not None else raw.get("scale", 4)
@@ -54,9 +64,13 @@ def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_ima
         return name, SuperResTask(name, path, raw, list(src), seed=seed, crop=crop, crops_per_image=crops_per_image,
                                   scale=scale, limit=limit, max_pixels=max_pixels)
     if kind in ("flow", "depth"):
-        from .tasks import rendered
+        from .tasks.flow import make_task as make_rendered_task
 
-        return name, rendered.make_task(kind, name, path, raw, list(src), seed=seed, limit=limit, **task_options)
+        if workers > 1 and task_options.get("threads") is None:
+            # Each worker drives its own Blender: share the cores instead of each taking all.
+            task_options["threads"] = max(1, (os.cpu_count() or 1) // workers)
+        return name, make_rendered_task(kind, name, path, raw, list(src), seed=seed, limit=limit, max_pixels=max_pixels,
+                                        **task_options)
     raise PairgenError(f"{path}: unknown task {kind!r} (known: superres, flow, depth)")
 
 
@@ -71,7 +85,16 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
     workers = workers or os.cpu_count() or 1
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
-                           limit=limit, overrides=overrides, max_pixels=max_pixels, **task_options)
+                           limit=limit, overrides=overrides, max_pixels=max_pixels, workers=workers, **task_options)
+    try:
+        return _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, limit, format, overwrite,
+                      executor, ray_address, progress, log, retries, task_options, started)
+    finally:
+        task.close()  # e.g. the idle Blender process of an in-process build
+
+
+def _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, limit, format, overwrite, executor,
+           ray_address, progress, log, retries, task_options, started) -> BuildResult:
     say = (lambda text: print(text, file=sys.stderr)) if log else (lambda text: None)
 
     items, skipped = task.plan()

@@ -44,6 +44,45 @@ def _positive(ctx, param, value):
     return value
 
 
+def _run_build(recipe, **options):
+    from .api import build as run_build
+    from .executors import ShardFailed
+
+    try:
+        result = run_build(recipe, **options)
+    except ShardFailed as exc:
+        click.echo(f"pairgen: error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(os.path.join(result.out, "dataset.json"))
+
+
+def _render_options(command):
+    """The options every rendering command shares."""
+    options = [
+        click.option("--frames", help="Frames A-B to render (default: the .blend's own range; procedural: the recipe's)."),
+        click.option("--step", type=int, callback=_positive, help="Pairs (t, t+K) for flow; the frame stride for depth (default 1)."),
+        click.option("--resolution", help="WxH in pixels (default: the .blend's own; procedural: the recipe's)."),
+        click.option("--samples", "samples", type=int, callback=_positive, help="Cycles RGB samples per pixel (default 4, denoised)."),
+        click.option("--normals/--no-normals", default=None, help="Depth: also write camera-space normals (normal.npy)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _checked_render_options(**options):
+    out = {k: v for k, v in options.items() if v is not None}
+    if "resolution" in out:
+        try:
+            w, h = (int(v) for v in out["resolution"].lower().split("x"))
+            if w < 1 or h < 1:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--resolution must look like 256x256 (width x height in pixels), got {out['resolution']!r}") from None
+        out["resolution"] = (w, h)
+    return out
+
+
 @main.command()
 @click.argument("recipe")
 @click.option("--src", "src", multiple=True, help="Input photos: a directory (recursive), a glob, a text file listing paths, or a .tar. Repeatable. Default: the photos embedded in scikit-image.")
@@ -61,39 +100,57 @@ def _positive(ctx, param, value):
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="Run shards in local processes or on Ray.")
 @click.option("--ray-address", help="Connect to this Ray cluster instead of starting a local one.")
 @click.option("--max-pixels", type=int, callback=_positive, help="Refuse images with more pixels than this (decompression bombs); default 100 million.")
-@click.option("--scenes", type=int, callback=_positive, help="Rendered recipes (flow, depth): number of procedural scenes.")
-@click.option("--resolution", help="Rendered recipes: WxH in pixels.")
-@click.option("--samples", "render_samples", type=int, callback=_positive, help="Rendered recipes: Cycles samples per pixel.")
+@click.option("--scenes", type=int, callback=_positive, help="Rendered recipes (flow, depth): number of procedural scenes (default 100).")
+@_render_options
 @click.option("--quiet", is_flag=True, help="No progress bar (the plan and the summary are still printed).")
 def build(recipe, src, out, seed, workers, shard_size, crop, crops_per_image, scale, limit, fmt, overwrite, overrides,
-          executor, ray_address, max_pixels, scenes, resolution, render_samples, quiet):
+          executor, ray_address, max_pixels, scenes, quiet, **render):
     """Build training shards from RECIPE (a built-in name or a YAML file)."""
-    from .api import build as run_build
-    from .executors import ShardFailed
-
-    render = _render_options(scenes=scenes, resolution=resolution, samples=render_samples)
-    try:
-        result = run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, crop=crop,
-                           crops_per_image=crops_per_image, scale=int(scale) if scale else None, limit=limit, format=fmt,
-                           overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
-                           max_pixels=max_pixels, progress=not quiet, **render)
-    except ShardFailed as exc:
-        click.echo(f"pairgen: error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(os.path.join(result.out, "dataset.json"))
+    _run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, crop=crop,
+               crops_per_image=crops_per_image, scale=int(scale) if scale else None, limit=limit, format=fmt,
+               overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
+               max_pixels=max_pixels, progress=not quiet, **_checked_render_options(scenes=scenes, **render))
 
 
-def _render_options(**options):
-    out = {k: v for k, v in options.items() if v is not None}
-    if "resolution" in out:
-        try:
-            w, h = (int(v) for v in out["resolution"].lower().split("x"))
-            if w < 1 or h < 1:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--resolution must look like 256x256 (width x height in pixels), got {out['resolution']!r}") from None
-        out["resolution"] = (w, h)
-    return out
+def _render_command(kind: str):
+    @click.argument("blend", type=click.Path(dir_okay=False))
+    @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder for shards and dataset.json.")
+    @click.option("--seed", default=0, show_default=True, type=int, help="Run seed (Cycles noise per frame derives from it).")
+    @click.option("--workers", type=int, callback=_positive, help="Worker processes, each with its own Blender (default: all cores).")
+    @click.option("--shard-size", default=64, show_default=True, type=int, callback=_positive, help="Samples per shard.")
+    @click.option("--limit", type=int, callback=_positive, help="Stop after N samples.")
+    @click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5"]), help="Shard format.")
+    @click.option("--overwrite", is_flag=True, help="Delete an earlier build in --out and start over (default: resume it).")
+    @_render_options
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    def command(blend, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, **render):
+        if kind == "flow" and render.get("normals") is not None:
+            raise UsageError("--normals is an option of render-depth")
+        _run_build(kind, out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit, format=fmt,
+                   overwrite=overwrite, progress=not quiet, **_checked_render_options(blend=blend, **render))
+
+    return command
+
+
+main.command("render-flow", help="Render optical flow ground truth for every frame pair (t, t+K) of BLEND: "
+             "frames, flow both ways, occlusion, planar depth, instance ids, cameras and keypoints. "
+             "The file's scripts never run.")(_render_command("flow"))
+main.command("render-depth", help="Render planar depth, instance ids (and normals with --normals) for every "
+             "frame of BLEND. The file's scripts never run.")(_render_command("depth"))
+
+
+@main.command()
+@click.argument("folder", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
+@click.option("--to", "formats", default="flo,kitti,pfm", show_default=True,
+              help="Comma-separated formats: flo (Middlebury), kitti (16-bit flow PNG), pfm (flow and depth).")
+def export(folder, out, formats):
+    """Export the flow and depth fields of FOLDER's samples to the formats existing training code reads."""
+    from .inspection import export_folder
+
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    count, files = export_folder(folder, out, chosen)
+    click.echo(f"exported {count} samples ({files} files) to {out}/")
 
 
 @main.command("recipes")

@@ -9,7 +9,7 @@ import numpy as np
 
 from .api import read_card, replay
 from .encoding import encode
-from .errors import PairgenError
+from .errors import PairgenError, UsageError
 from .shards import iter_samples, stats_file
 
 MAX_SCANNED = 2000  # samples read for parameter summaries; enough for histograms, cheap on big sets
@@ -67,6 +67,12 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
     hist = os.path.join(preview_dir, "parameters.png")
     if rows:
         contact_sheet(rows, columns or [], sheet, row_labels=None)
+    if any("flow" in name for name in columns or []):
+        from .encoding import encode_png
+        from .preview import flow_wheel_legend
+
+        with open(os.path.join(preview_dir, "flow_wheel.png"), "wb") as handle:
+            handle.write(encode_png(flow_wheel_legend(128)))  # the colour key of the flow columns
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
     return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist), sheet, hist, dict(values))
 
@@ -145,3 +151,20 @@ def replay_key(folder: str, key: str, out: str | None = None) -> tuple[bool, str
     if out:
         lines.append(f"  written to {out}/")
     return ok, "\n".join(lines)
+
+
+def export_folder(folder: str, out: str, formats) -> tuple[int, int]:
+    """Write every sample's flow/depth fields as .flo / KITTI PNG / PFM files; (samples, files)."""
+    from .formats import EXPORT_FORMATS, export_sample
+
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_FORMATS)}")
+    card = read_card(folder)
+    if not any(name.startswith(("flow", "depth")) for name in card.get("fields", {})):
+        raise PairgenError(f"{folder}: a {card.get('task')} dataset has no flow or depth fields to export")
+    count = files = 0
+    for _, key, fields in iter_folder(folder, card):
+        files += len(export_sample(fields, out, key, formats))
+        count += 1
+    return count, files

@@ -19,10 +19,12 @@ def write(tmp_path, text, name="mine.yaml"):
 
 
 def test_builtin_recipes_compile():
-    assert {"superres", "superres-bsrgan", "superres-bicubic"} <= set(builtin_recipes())
+    assert {"superres", "superres-bsrgan", "superres-bicubic", "flow", "depth"} <= set(builtin_recipes())
     for name in builtin_recipes():
         _, task = make_task(name)
-        assert task.degrade_steps
+        assert task.fields() and task.card()
+        if task.name == "superres":
+            assert task.degrade_steps
 
 
 def test_unknown_operation_names_file_line_and_allowed(tmp_path):

@@ -80,6 +80,9 @@ class Task:
         --shard-size samples; None when the item cannot be split (it then stays whole)."""
         return None
 
+    def close(self) -> None:
+        """Release what make() started in this process (a render process, ...)."""
+
     def card(self) -> dict:
         """Task-specific entries of the dataset card (resolved recipe, conventions, ...)."""
         return {}

@@ -1,0 +1,105 @@
+"""Rendered depth: single frames of a user's .blend or of procedural scenes.
+
+One sample per frame: ``rgb.png``, ``depth.npy``, ``seg.png``, ``normal.npy`` (with
+``normals=True``) and ``json``. Options and sources as in ``flow.RenderedTask``; ``step`` is the
+stride between rendered frames of a .blend.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import __version__
+from .base import FieldSpec, WorkItem
+from .flow import FLOW_CONVENTIONS, RenderedTask, _frame_record, _number, frame_seed
+
+DEPTH_CONVENTIONS = {
+    key: FLOW_CONVENTIONS[key] for key in ("depth", "segmentation", "cameras", "keypoints", "rgb")
+}
+DEPTH_CONVENTIONS["normals"] = ("normal.npy: unit surface normals in the camera frame of the OpenCV convention (x right, "
+                                "y down, z forward; surfaces facing the camera have negative z), float32 (H, W, 3); 0 "
+                                "where no surface. From Blender's Normal pass (shading normals, first sample)")
+DEPTH_CONVENTIONS["background"] = ("procedural scenes are closed rooms: every pixel has depth; in a .blend, world-"
+                                   "background pixels have depth 0 and id 0")
+
+
+class DepthTask(RenderedTask):
+    """Depth frames; normals: also write camera-space normals (``normal.npy``)."""
+
+    name = "depth"
+    pairs = False
+
+    def __init__(self, *args, normals: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.normals = bool(normals)
+
+    def fields(self):
+        w, h = self.resolution if self.resolution else (None, None)
+        fields = {
+            "rgb.png": FieldSpec("input", "uint8", [h, w, 3], "rendered RGB frame, 8-bit sRGB"),
+            "depth.npy": FieldSpec("target", "float32", [h, w], "planar depth (distance along the optical axis), scene units, 0 = no surface"),
+            "seg.png": FieldSpec("aux", "uint16", [h, w], "instance ids, 0 = no object"),
+            "json": FieldSpec("meta", "json", [], "K, camera-to-world (OpenCV), frame number, scene seed, render settings, object names per id, keypoints"),
+        }
+        if self.normals:
+            fields["normal.npy"] = FieldSpec("aux", "float32", [h, w, 3], "unit normals in the OpenCV camera frame (x right, y down, z forward), 0 = no surface")
+        return fields
+
+    def card(self):
+        card = super().card()
+        card["conventions"] = dict(DEPTH_CONVENTIONS)
+        card["normals"] = self.normals
+        return card
+
+    def make(self, item: WorkItem, rng: np.random.Generator):
+        from renderers import scene as scene_module
+
+        p = item.payload
+        if self.blend:
+            source, identity = self.source(), self._blend_identity
+            times = p["times"]
+            names = {int(k): v for k, v in self.info["objects"].items()}
+            scene_record = {"blend": os.path.basename(self.blend), "scene": self.info["scene"]}
+        else:
+            spec, scene_seed, photo_ids = self._scene(item, rng)
+            source, identity = {"spec": spec}, item.identity
+            times = self.times()[p["offset"]:p["offset"] + p["samples"]]
+            names = scene_module.object_names(spec)
+            scene_record = {"procedural": True, "scene_index": p["scene"], "scene_seed": scene_seed,
+                            "photos": photo_ids, "spec": scene_module.to_jsonable(spec.to_json())}
+            scene_record["spec"]["photos"] = photo_ids
+        frames, events = self._render(source, times, identity, normals=self.normals, vector=False)
+        samples = []
+        for j, t in enumerate(times):
+            frame = frames[t]
+            record = {
+                "pairgen_version": __version__,
+                "task": self.name,
+                "seed": self.seed,
+                "frame": _number(t),
+                "K": frame["K"].tolist(),
+                "camera": _frame_record(frame, _number(t)),
+                "objects": {str(k): v for k, v in sorted(names.items())},
+                "render": {**self.render_record(), "blender": frame.get("blender"),
+                           "frame_seed": frame_seed(self.seed, identity, t)},
+                "scene": scene_record,
+            }
+            if events:
+                record["render_events"] = events
+            fields = {"rgb.png": frame["rgb"], "depth.npy": frame["depth"].astype(np.float32), "seg.png": frame["seg"],
+                      "json": record}
+            if self.normals:
+                fields["normal.npy"] = camera_normals(frame["normal"], frame["c2w"], frame["depth"])
+            samples.append((f"{p['first_index'] + j:09d}", fields))
+        return samples
+
+
+def camera_normals(normal_world: np.ndarray, c2w_cv: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """World-space normals (H, W, 3) -> unit normals in the OpenCV camera frame; 0 where no surface."""
+    rotation = np.asarray(c2w_cv, dtype=np.float64)[:3, :3]
+    n = np.asarray(normal_world, dtype=np.float64) @ rotation  # R^T n, row-vector form
+    length = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(length > 0, n / np.where(length > 0, length, 1.0), 0.0)
+    n[depth <= 0] = 0.0
+    return n.astype(np.float32)
