@@ -44,7 +44,7 @@ def encode_png(image: np.ndarray) -> bytes:
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG fields must be uint8 or uint16, got {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 3:
-        image = image[:, :, ::-1]  # OpenCV writes BGR
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
     elif image.ndim != 2:
         raise ValueError(f"PNG fields must be (H, W) or (H, W, 3), got shape {image.shape}")
     ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])

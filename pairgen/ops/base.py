@@ -101,7 +101,8 @@ def _thaw(value):
 
 def to_float(image_u8: np.ndarray) -> np.ndarray:
     """uint8 RGB -> float32 in [0, 1]."""
-    return np.ascontiguousarray(image_u8, dtype=np.float32) * np.float32(1.0 / 255.0)
+    out = np.empty(image_u8.shape, np.float32)  # one pass, straight from a (possibly strided) crop
+    return np.multiply(image_u8, np.float32(1.0 / 255.0), out=out, dtype=np.float32)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
