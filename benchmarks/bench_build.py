@@ -7,7 +7,6 @@ output PNGs) on one worker; 2 workers >= 1.8x one worker; peak memory flat as th
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys

@@ -64,7 +64,7 @@ def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_ima
         return name, SuperResTask(name, path, raw, list(src), seed=seed, crop=crop, crops_per_image=crops_per_image,
                                   scale=scale, limit=limit, max_pixels=max_pixels)
     if kind in ("flow", "depth"):
-        from .tasks.flow import make_task as make_rendered_task
+        from .tasks.rendered import make_task as make_rendered_task
 
         if workers > 1 and task_options.get("threads") is None:
             # Each worker drives its own Blender: share the cores instead of each taking all.

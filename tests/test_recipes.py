@@ -9,7 +9,6 @@ from pairgen.api import make_task
 from pairgen.errors import RecipeError
 from pairgen.recipes import apply_overrides, builtin_recipes, read_recipe
 from pairgen.rng import sample_rng
-from pairgen.tasks.superres import replay
 
 
 def write(tmp_path, text, name="mine.yaml"):

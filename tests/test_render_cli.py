@@ -1,7 +1,6 @@
 """The rendering commands as a user runs them: render-flow / render-depth on a .blend,
 build flow with procedural scenes, export, inspect, and their errors."""
 import json
-import os
 
 import cv2
 import numpy as np

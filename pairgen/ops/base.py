@@ -16,7 +16,6 @@ x right / y down, pixel centres at integer + 0.5 (OpenCV's convention).
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 

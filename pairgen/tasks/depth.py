@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import __version__
 from .base import FieldSpec, WorkItem
-from .flow import FLOW_CONVENTIONS, RenderedTask, _frame_record, _number, frame_seed
+from .flow import FLOW_CONVENTIONS
+from .rendered import RenderedTask, frame_number, frame_record, frame_seed
 
 DEPTH_CONVENTIONS = {
     key: FLOW_CONVENTIONS[key] for key in ("depth", "segmentation", "cameras", "keypoints", "rgb")
@@ -77,9 +78,9 @@ class DepthTask(RenderedTask):
                 "pairgen_version": __version__,
                 "task": self.name,
                 "seed": self.seed,
-                "frame": _number(t),
+                "frame": frame_number(t),
                 "K": frame["K"].tolist(),
-                "camera": _frame_record(frame, _number(t)),
+                "camera": frame_record(frame, frame_number(t)),
                 "objects": {str(k): v for k, v in sorted(names.items())},
                 "render": {**self.render_record(), "blender": frame.get("blender"),
                            "frame_seed": frame_seed(self.seed, identity, t)},

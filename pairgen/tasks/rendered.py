@@ -1,0 +1,367 @@
+"""What rendered tasks (flow, depth) share: their sources, the render worker, photos, settings.
+
+A .blend is probed at plan time (a clear error for a missing or corrupt file, a scene without a
+camera, frames outside the scene); procedural scenes are sampled per item from the item's
+generator; photos come from the same sources as every other task (``pairgen.sources``: --src
+directories, globs, lists, tars, or the embedded scikit-image photos). Blender runs in a render
+worker process (``renderers.worker``), never in the build's own processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from ..errors import PairgenError, UsageError
+from .base import SkipSample, Task, WorkItem
+
+# Photos are shrunk before Blender sees them: to the render's larger side (at least 256, at most
+# 1024). Cycles has no texture mip-maps on the CPU, so a minified photo aliases and makes
+# low-sample renders noisy (measured +0.4 dB at 256 px vs 512 px textures); it also saves memory.
+MIN_TEXTURE_SIDE, MAX_TEXTURE_SIDE = 256, 1024
+
+def _texture_cache_dir() -> str:
+    global _TEXTURE_DIR
+    if _TEXTURE_DIR is None or _TEXTURE_PID != os.getpid():
+        _set_texture_dir(tempfile.mkdtemp(prefix="pairgen-textures-"))
+    return _TEXTURE_DIR
+
+
+_TEXTURE_DIR = None
+_TEXTURE_PID = None
+
+
+def _set_texture_dir(path: str) -> None:
+    global _TEXTURE_DIR, _TEXTURE_PID
+    import atexit
+
+    _TEXTURE_DIR, _TEXTURE_PID = path, os.getpid()
+    atexit.register(shutil.rmtree, path, True)
+
+
+def frame_seed(run_seed: int, source_identity: str, time: float) -> int:
+    """Cycles seed of one rendered frame: the same frame gets the same noise in every pair it
+    belongs to, whatever the chunking or the worker."""
+    digest = hashlib.blake2b(f"{int(run_seed)}|{source_identity}|{float(time)!r}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def parse_frames(frames) -> tuple[int, int] | None:
+    """None, (a, b), [a, b] or "A-B" -> (a, b) with a <= b."""
+    if frames is None:
+        return None
+    if isinstance(frames, str):
+        text = frames.strip()
+        try:
+            # "A-B" where A may be negative: split at the '-' that follows a digit.
+            cut = next(i for i in range(1, len(text)) if text[i] == "-" and text[i - 1].isdigit())
+            a, b = int(text[:cut]), int(text[cut + 1:])
+        except (StopIteration, ValueError):
+            raise UsageError(f"--frames must look like A-B (first and last frame), got {frames!r}") from None
+    else:
+        a, b = (int(v) for v in frames)
+    if b < a:
+        raise UsageError(f"--frames {a}-{b}: the last frame is before the first")
+    return a, b
+
+
+class RenderedTask(Task):
+    """What flow and depth share: sources (a .blend or procedural scenes), the render worker,
+    photos and the render settings.
+
+    blend: path of a .blend (None: procedural scenes). scene_name: which scene of the file
+    (default: the file's active scene). photos: --src values for procedural textures (empty:
+    the embedded photos). scenes: number of procedural scenes. frames: (first, last) or "A-B";
+    default: the .blend's own range, procedural (1, 1 + step). step: K. resolution: (W, H);
+    default: the .blend's own, procedural 256x256. samples: RGB samples per pixel (default 2,
+    with OpenImageDenoise; denoise=False turns it off). threads: Blender threads (0 = all cores).
+    recycle_every: jobs per render process. scene_config: overrides of
+    ``renderers.scene.SceneConfig`` (e.g. {"objects": [4, 10]}). chunk: pairs/frames of a .blend
+    rendered by one job (consecutive pairs share frames). seed: the run seed (per-frame Cycles
+    seeds derive from it). limit: at most this many samples.
+    """
+
+    name = "rendered"
+    pairs = True  # flow: samples are frame pairs; depth: single frames
+
+    def __init__(self, blend: str | None = None, photos=(), scenes: int | None = None, frames=None, step: int = 1,
+                 resolution=None, samples: int | None = None, denoise: bool = True, seed: int = 0,
+                 limit: int | None = None, scene_name: str | None = None, threads: int = 0, recycle_every: int = 20,
+                 retries: int = 2, timeout: float | None = 3600.0, scene_config: dict | None = None, chunk: int = 8,
+                 max_pixels: int | None = None):
+        from renderers.scene import DEFAULT_RENDER, SceneConfig
+
+        self.blend = os.path.abspath(blend) if blend else None
+        self.scene_name = scene_name
+        self.photos = [str(p) for p in photos]
+        if self.blend and self.photos:
+            raise UsageError("--src photos are for procedural scenes; a .blend brings its own textures")
+        self.scenes = int(scenes) if scenes is not None else (None if self.blend else 100)
+        if self.blend and scenes is not None:
+            raise UsageError("--scenes is for procedural scenes, not a .blend")
+        self.frames = parse_frames(frames)
+        self.step = int(step)
+        if self.step < 1:
+            raise UsageError(f"--step must be at least 1, got {step}")
+        if resolution is not None:
+            w, h = (int(v) for v in resolution)
+            if w < 1 or h < 1:
+                raise UsageError(f"--resolution must be positive, got {w}x{h}")
+            resolution = (w, h)
+        self.resolution = resolution
+        if samples is not None and int(samples) < 1:
+            raise UsageError(f"--samples must be at least 1, got {samples}")
+        self.render_settings = {**DEFAULT_RENDER, "denoise": bool(denoise), "threads": int(threads)}
+        if samples is not None:
+            self.render_settings["samples"] = int(samples)
+        self.seed = int(seed)
+        self.limit = limit
+        self.recycle_every = recycle_every
+        self.retries = retries
+        self.timeout = timeout
+        try:
+            self.scene_config = SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in (scene_config or {}).items()})
+        except TypeError as exc:
+            raise UsageError(f"scene settings: {exc}") from None
+        self.chunk = max(1, int(chunk))
+        self.max_pixels = max_pixels
+        self.info = None  # the .blend's describe() after plan()
+        self.photo_refs = []
+        self._worker = None
+        self._blend_identity = None
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_worker"] = None  # each process starts its own render process
+        return state
+
+    def worker(self):
+        from renderers.worker import RenderWorker
+
+        if self._worker is not None and self._worker._owner != os.getpid():
+            self._worker = None  # inherited through fork: that render process belongs to the parent
+        if self._worker is None:
+            self._worker = RenderWorker(recycle_every=self.recycle_every, retries=self.retries, timeout=self.timeout)
+        return self._worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    # ------------------------------------------------------------------ planning
+    def source(self) -> dict:
+        return {"blend": self.blend, "scene": self.scene_name}
+
+    def probe(self) -> dict:
+        """Open the .blend in a render process and report what it offers (the process is
+        closed afterwards unless it was given to the task: the main process renders nothing)."""
+        from renderers.worker import RenderFailed
+
+        created = self._worker is None
+        try:
+            return self.worker().call("describe", source=self.source())
+        except RenderFailed as exc:
+            raise PairgenError(f"{self.blend}: Blender could not open this file: {exc}") from None
+        finally:
+            if created:
+                self.close()
+
+    def times(self) -> list[float]:
+        """Frame times of the samples: pair starts t (flow) or frames (depth)."""
+        first, last = self.frames
+        if self.pairs:
+            return [float(t) for t in range(first, last - self.step + 1)]
+        return [float(t) for t in range(first, last + 1, self.step)]
+
+    def plan(self):
+        if self.blend:
+            return self._plan_blend()
+        return self._plan_procedural()
+
+    def _plan_blend(self):
+        self.info = self.probe()
+        start, end = self.info["frame_start"], self.info["frame_end"]
+        if self.frames is None:
+            self.frames = (start, end)
+        first, last = self.frames
+        if first < start or last > end:
+            raise PairgenError(f"{self.blend}: --frames {first}-{last} is outside the scene's frame range {start}-{end}")
+        if self.resolution is None:
+            self.resolution = tuple(self.info["resolution"])
+        times = self.times()
+        if not times:
+            need = "at least two frames" if self.step == 1 else f"frames at least {self.step} apart (--step {self.step})"
+            raise PairgenError(f"{self.blend}: frames {first}-{last} hold no pair; a flow sample needs {need}")
+        if self.limit:
+            times = times[: self.limit]
+        with open(self.blend, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+        self._blend_identity = f"blend:{os.path.basename(self.blend)}:{digest}:{self.info['scene']}"
+        items = []
+        for start_index in range(0, len(times), self.chunk):
+            chunk_times = times[start_index:start_index + self.chunk]
+            items.append(WorkItem(f"{start_index:09d}", f"{self._blend_identity}:{chunk_times[0]!r}:{self.step}",
+                                  {"first_index": start_index, "times": chunk_times, "samples": len(chunk_times)}))
+        return items, []
+
+    def _plan_procedural(self):
+        from ..sources import list_sources
+
+        kwargs = {"max_pixels": self.max_pixels} if self.max_pixels else {}
+        self.photo_refs, skipped = list_sources(self.photos, **kwargs)
+        if self.photos and not self.photo_refs:
+            raise PairgenError("no usable photo in --src for the textures: " + "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]))
+        if self.frames is None:
+            self.frames = (1, 1 + self.step) if self.pairs else (1, 1)
+        if self.resolution is None:
+            self.resolution = (256, 256)
+        per_scene = len(self.times())
+        if per_scene == 0:
+            raise UsageError(f"--frames {self.frames[0]}-{self.frames[1]} hold no pair at --step {self.step}")
+        items, index = [], 0
+        for scene in range(self.scenes):
+            n = per_scene if self.limit is None else min(per_scene, self.limit - index)
+            if n <= 0:
+                break
+            items.append(WorkItem(f"{index:09d}", f"procedural:{self.name}:scene:{scene}",
+                                  {"scene": scene, "first_index": index, "offset": 0, "samples": n}))
+            index += n
+        return items, list(skipped)
+
+    def split(self, item: WorkItem, first: int):
+        p = item.payload
+        if first <= 0 or first >= p["samples"]:
+            return None
+        head = WorkItem(item.key, item.identity, {**p, "samples": first})
+        tail_index = p["first_index"] + first
+        if "times" in p:  # .blend chunk: the tail renders its own frames (a new identity, same seeds)
+            tail_times = p["times"][first:]
+            head = WorkItem(item.key, item.identity, {**p, "times": p["times"][:first], "samples": first})
+            tail = WorkItem(f"{tail_index:09d}", f"{self._blend_identity}:{tail_times[0]!r}:{self.step}",
+                            {**p, "first_index": tail_index, "times": tail_times, "samples": len(tail_times)})
+        else:  # procedural: the same scene (same identity, same generator), later pairs
+            tail = WorkItem(f"{tail_index:09d}", item.identity,
+                            {**p, "first_index": tail_index, "offset": p["offset"] + first, "samples": p["samples"] - first})
+        return head, tail
+
+    # ------------------------------------------------------------------ making
+    def _scene(self, item: WorkItem, rng: np.random.Generator):
+        """The item's procedural scene (with texture files ready) and its seed."""
+        from renderers import scene as scene_module
+
+        scene_seed = int(rng.integers(2**63))
+        spec, used = scene_module.sample_scene(np.random.default_rng(scene_seed), len(self.photo_refs), self.resolution,
+                                               frames=self.frames, config=self.scene_config, seed=scene_seed)
+        paths = [self._texture(self.photo_refs[i]) for i in used]
+        return scene_module.with_photos(spec, paths), scene_seed, [self.photo_refs[i].identity for i in used]
+
+    def _texture(self, ref) -> str:
+        """A PNG of the photo, at most MAX_TEXTURE_SIDE px, decoded by pairgen's safe rules."""
+        import cv2
+
+        from ..sources import DecodeError, display_path, load_rgb
+
+        side = min(MAX_TEXTURE_SIDE, max(MIN_TEXTURE_SIDE, *self.resolution))
+        name = hashlib.sha256(f"{ref.identity}|{side}".encode()).hexdigest()[:24] + ".png"
+        path = os.path.join(_texture_cache_dir(), name)
+        if not os.path.exists(path):
+            try:
+                image = load_rgb(ref, **({"max_pixels": self.max_pixels} if self.max_pixels else {}))
+            except DecodeError as exc:
+                raise SkipSample(display_path(ref), f"texture photo: {exc}") from None
+            h, w = image.shape[:2]
+            scale = side / max(h, w)
+            if scale < 1:
+                image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as handle:
+                handle.write(data.tobytes())
+            os.replace(tmp, path)
+        return path
+
+    def _render(self, source: dict, times: list[float], identity: str, normals: bool = False, vector: bool = True):
+        """Render frames (truth + RGB) in the worker; returns {time: frame dict} and new events."""
+        from renderers.worker import RenderFailed
+
+        worker = self.worker()
+        before = len(worker.events)
+        frames = [{"time": t, "settings": {**self.render_settings, "seed": frame_seed(self.seed, identity, t),
+                                           "resolution": self.resolution}} for t in times]
+        try:
+            rendered = worker.call("render", source=source, frames=frames, step=self.step, normals=normals, vector=vector)
+        except RenderFailed as exc:
+            raise SkipSample(identity, str(exc)) from None
+        events = worker.events[before:]
+        for event in events:
+            print(f"pairgen: {event}", file=sys.stderr)
+        return {f["time"]: r for f, r in zip(frames, rendered)}, events
+
+    def render_record(self) -> dict:
+        return {"engine": "CYCLES", "device": "CPU", **{k: v for k, v in self.render_settings.items() if k != "threads"},
+                "resolution": list(self.resolution) if self.resolution else None, "step": self.step,
+                "truth_pass": "1 sample, pixel filter 0.01 px, no motion blur, no denoising"}
+
+    def card(self) -> dict:
+        return {
+            "render": self.render_record(),
+            "source": {"blend": self.blend, "scene": self.info["scene"] if self.info else self.scene_name}
+            if self.blend else {"procedural": True, "scenes": self.scenes, "photos": len(self.photo_refs),
+                                "scene_config": jsonable(self.scene_config)},
+            "frames": list(self.frames) if self.frames else None,
+        }
+
+
+def jsonable(value):
+    from renderers.scene import to_jsonable
+
+    return to_jsonable(value)
+
+
+def frame_record(frame: dict, frame_number: float) -> dict:
+    from renderers import truth
+
+    return {
+        "frame": frame_number,
+        "K": frame["K"].tolist(),
+        "camera_to_world": frame["c2w"].tolist(),
+        "keypoints": truth.project_keypoints(frame["keypoints"], frame["K"], frame["c2w"], frame["depth"]),
+    }
+
+
+def frame_number(t: float):
+    return int(t) if float(t).is_integer() else float(t)
+
+
+def make_task(kind: str, name: str, path: str, raw: dict, srcs: list, seed: int = 0, limit: int | None = None,
+              blend: str | None = None, **options):
+    """The task a flow/depth recipe and the command's options describe (the hook ``pairgen.api``
+    calls). Recipe keys: ``scene`` (SceneConfig overrides), ``render`` (samples, denoise),
+    ``frames``, ``step``, ``resolution``; command options win."""
+    from .depth import DepthTask
+    from .flow import FlowTask
+
+    allowed = {"task", "description", "scene", "render", "frames", "step", "resolution", "normals"}
+    unknown = set(raw) - allowed
+    if unknown:
+        from ..errors import RecipeError
+
+        raise RecipeError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+    render = dict(raw.get("render") or {})
+    settings = {
+        "frames": raw.get("frames"), "step": raw.get("step", 1), "resolution": raw.get("resolution"),
+        "samples": render.get("samples"), "denoise": render.get("denoise", True), "scene_config": raw.get("scene"),
+    }
+    if blend:  # the recipe's frames, size and scene ranges describe procedural scenes; a .blend has its own
+        settings.update(frames=None, resolution=None, scene_config=None)
+    settings.update({k: v for k, v in options.items() if v is not None})
+    cls = FlowTask if kind == "flow" else DepthTask
+    if kind == "depth" and "normals" in raw and "normals" not in options:
+        settings["normals"] = bool(raw["normals"])
+    return cls(blend=blend, photos=[] if blend else srcs, seed=seed, limit=limit, **settings)
