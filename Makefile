@@ -25,6 +25,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_degrade.py
 	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_loader.py
+	$(BIN)/python benchmarks/bench_render.py
 
 clean:
 	rm -rf $(VENV) demo-shards
