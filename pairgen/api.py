@@ -83,19 +83,39 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     progress: show a progress bar; log: print the plan and the summary to stderr."""
     started = time.perf_counter()
     _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
-    workers = workers or os.cpu_count() or 1
+    run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
+                     progress, log, retries,
+                     {"crop": crop, "crops_per_image": crops_per_image, "limit": limit,
+                      **{k: _jsonable(v) for k, v in task_options.items()}})
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
-                           limit=limit, overrides=overrides, max_pixels=max_pixels, workers=workers, **task_options)
+                           limit=limit, overrides=overrides, max_pixels=max_pixels, workers=run.workers, **task_options)
     try:
-        return _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, limit, format, overwrite,
-                      executor, ray_address, progress, log, retries, task_options, started)
+        return _build(name, task, run, started)
     finally:
         task.close()  # e.g. the idle Blender process of an in-process build
 
 
-def _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, limit, format, overwrite, executor,
-           ray_address, progress, log, retries, task_options, started) -> BuildResult:
-    say = (lambda text: print(text, file=sys.stderr)) if log else (lambda text: None)
+@dataclass
+class RunOptions:
+    """How a build runs (as opposed to what it makes: that is the task)."""
+
+    out: str
+    seed: int
+    workers: int
+    shard_size: int
+    format: str
+    overwrite: bool
+    executor: str
+    ray_address: str | None
+    progress: bool
+    log: bool
+    retries: int
+    recorded: dict  # the command's options, for build.json and the card
+
+
+def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
+    say = (lambda text: print(text, file=sys.stderr)) if run.log else (lambda text: None)
+    out, seed, format, workers = run.out, run.seed, run.format, run.workers
 
     items, skipped = task.plan()
     if not items:
@@ -105,12 +125,12 @@ def _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, li
     # The identity of this build: a resumed run must be the same command, or it would mix datasets.
     task_card = task.card()
     fingerprint = {"recipe": task_card.get("recipe", {}), "task": task.name, "seed": seed, "format": format,
-                   "shard_size": shard_size, "items": hashlib.sha256(json.dumps([i.identity for i in items]).encode()).hexdigest(),
-                   "options": {"crop": crop, "crops_per_image": crops_per_image, "limit": limit, **{k: _jsonable(v) for k, v in task_options.items()}}}
-    _prepare_out(out, fingerprint, overwrite)
+                   "shard_size": run.shard_size, "options": run.recorded,
+                   "items": hashlib.sha256(json.dumps([i.identity for i in items]).encode()).hexdigest()}
+    _prepare_out(out, fingerprint, run.overwrite)
 
     specs = [ShardSpec(i, shard_file(name, i, format), out, format, seed, task, group)
-             for i, group in enumerate(_pack(items, shard_size, task))]
+             for i, group in enumerate(_pack(items, run.shard_size, task))]
 
     done_stats = {}
     todo = []
@@ -123,20 +143,20 @@ def _build(name, task, out, seed, workers, shard_size, crop, crops_per_image, li
     planned = sum(_item_samples(i) for i in items)
     already = sum(s["samples"] for s in done_stats.values())
     say(f"pairgen: {name}: {len(items)} inputs -> {planned} planned samples in {len(specs)} shards"
-        f" ({len(skipped)} inputs skipped up front; {workers} worker{'s' if workers > 1 else ''}, {executor})")
+        f" ({len(skipped)} inputs skipped up front; {workers} worker{'s' if workers > 1 else ''}, {run.executor})")
     if done_stats:
         say(f"pairgen: resuming: {len(done_stats)} shards already complete, {len(todo)} to make")
 
-    bar = _progress_bar(planned, already, progress)
+    bar = _progress_bar(planned, already, run.progress)
     result_stats = dict(done_stats)
 
     def on_shard(stats):
         result_stats[stats["shard"]] = stats
 
-    run = run_ray if executor == "ray" else run_local
-    extra = {"address": ray_address} if executor == "ray" else {}
+    execute = run_ray if run.executor == "ray" else run_local
+    extra = {"address": run.ray_address} if run.executor == "ray" else {}
     try:
-        failures = run(todo, workers, bar.update, on_shard, retries=retries, **extra)
+        failures = execute(todo, workers, bar.update, on_shard, retries=run.retries, **extra)
     finally:
         bar.close()
 
