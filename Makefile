@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pairgen build superres --out demo-shards --crops-per-image 4 --overwrite
+	$(BIN)/pairgen build superres --out demo-shards --crops-per-image 4 --shard-size 24 --overwrite
 	$(BIN)/pairgen inspect demo-shards
 	@echo "demo output: $(CURDIR)/demo-shards (previews in demo-shards/preview/)"
 
