@@ -6,7 +6,6 @@ stride between rendered frames of a .blend.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
@@ -54,22 +53,7 @@ class DepthTask(RenderedTask):
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
-        from renderers import scene as scene_module
-
-        p = item.payload
-        if self.blend:
-            source, identity = self.source(), self._blend_identity
-            times = p["times"]
-            names = {int(k): v for k, v in self.info["objects"].items()}
-            scene_record = {"blend": os.path.basename(self.blend), "scene": self.info["scene"]}
-        else:
-            spec, scene_seed, photo_ids = self._scene(item, rng)
-            source, identity = {"spec": spec}, item.identity
-            times = self.times()[p["offset"]:p["offset"] + p["samples"]]
-            names = scene_module.object_names(spec)
-            scene_record = {"procedural": True, "scene_index": p["scene"], "scene_seed": scene_seed,
-                            "photos": photo_ids, "spec": scene_module.to_jsonable(spec.to_json())}
-            scene_record["spec"]["photos"] = photo_ids
+        source, identity, times, names, scene_record = self.item_source(item, rng)
         frames, events = self._render(source, times, identity, normals=self.normals, vector=False)
         samples = []
         for j, t in enumerate(times):
@@ -92,7 +76,7 @@ class DepthTask(RenderedTask):
                       "json": record}
             if self.normals:
                 fields["normal.npy"] = camera_normals(frame["normal"], frame["c2w"], frame["depth"])
-            samples.append((f"{p['first_index'] + j:09d}", fields))
+            samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
 
 

@@ -6,7 +6,6 @@ One sample per pair: ``img0.png``, ``img1.png``, ``flow.npy``, ``flow_bwd.npy``,
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
@@ -76,22 +75,7 @@ class FlowTask(RenderedTask):
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
-        from renderers import scene as scene_module
-
-        p = item.payload
-        if self.blend:
-            source, identity = self.source(), self._blend_identity
-            starts = p["times"]
-            names = {int(k): v for k, v in self.info["objects"].items()}
-            scene_record = {"blend": os.path.basename(self.blend), "scene": self.info["scene"]}
-        else:
-            spec, scene_seed, photo_ids = self._scene(item, rng)
-            source, identity = {"spec": spec}, item.identity
-            starts = self.times()[p["offset"]:p["offset"] + p["samples"]]
-            names = scene_module.object_names(spec)
-            scene_record = {"procedural": True, "scene_index": p["scene"], "scene_seed": scene_seed,
-                            "photos": photo_ids, "spec": scene_module.to_jsonable(spec.to_json())}
-            scene_record["spec"]["photos"] = photo_ids  # identities, not this machine's cache paths
+        source, identity, starts, names, scene_record = self.item_source(item, rng)
         times = sorted({t for t in starts} | {t + self.step for t in starts})
         frames, events = self._render(source, times, identity)
         samples = []
@@ -115,7 +99,7 @@ class FlowTask(RenderedTask):
             if events:
                 record["render_events"] = events
             fields["json"] = record
-            samples.append((f"{p['first_index'] + j:09d}", fields))
+            samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
 
 

@@ -251,6 +251,24 @@ class RenderedTask(Task):
         return head, tail
 
     # ------------------------------------------------------------------ making
+    def item_source(self, item: WorkItem, rng: np.random.Generator):
+        """What one item renders: (source for the render worker, identity for frame seeds,
+        the item's frame times (pair starts for flow), object names per id, the json's scene
+        record)."""
+        from renderers import scene as scene_module
+
+        p = item.payload
+        if self.blend:
+            names = {int(k): v for k, v in self.info["objects"].items()}
+            scene_record = {"blend": os.path.basename(self.blend), "scene": self.info["scene"]}
+            return self.source(), self._blend_identity, p["times"], names, scene_record
+        spec, scene_seed, photo_ids = self._scene(item, rng)
+        times = self.times()[p["offset"]:p["offset"] + p["samples"]]
+        scene_record = {"procedural": True, "scene_index": p["scene"], "scene_seed": scene_seed,
+                        "photos": photo_ids, "spec": scene_module.to_jsonable(spec.to_json())}
+        scene_record["spec"]["photos"] = photo_ids  # identities, not this machine's cache paths
+        return {"spec": spec}, item.identity, times, scene_module.object_names(spec), scene_record
+
     def _scene(self, item: WorkItem, rng: np.random.Generator):
         """The item's procedural scene (with texture files ready) and its seed."""
         from renderers import scene as scene_module
