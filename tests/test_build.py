@@ -130,6 +130,9 @@ def test_hdf5_holds_the_same_samples(reference, photos, tmp_path):
                 assert np.array_equal(group["lr.png"][()], by_key[key]["lr.png"])
                 assert np.array_equal(group["hr.png"][()], by_key[key]["hr.png"])
                 assert json.loads(group.attrs["json"]) == by_key[key]["json"]
+    build("superres", src=[str(photos)], out=str(tmp_path / "h5w2"), seed=7, workers=2, format="hdf5", **OPTIONS)
+    for row in card["shards"]:  # HDF5 bytes are reproducible too (no timestamps in the file)
+        assert (tmp_path / "h5" / row["file"]).read_bytes() == (tmp_path / "h5w2" / row["file"]).read_bytes()
 
 
 def test_limit_crop0_and_scale(photos, tmp_path):
