@@ -74,13 +74,14 @@ def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_ima
     raise PairgenError(f"{path}: unknown task {kind!r} (known: superres, flow, depth)")
 
 
-def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int = 256,
+def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int | None = None,
           crop: int = 256, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
           format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
           ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
           log: bool = True, retries: int = 2, **task_options) -> BuildResult:
     """Build shards into ``out``; resumes an interrupted build of the same command.
-    progress: show a progress bar; log: print the plan and the summary to stderr."""
+    shard_size: samples per shard (None: the task's default, 256 for photo recipes, 32 for
+    rendered ones). progress: show a progress bar; log: print the plan and the summary."""
     started = time.perf_counter()
     _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
     run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
@@ -89,6 +90,7 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
                       **{k: _jsonable(v) for k, v in task_options.items()}})
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
                            limit=limit, overrides=overrides, max_pixels=max_pixels, workers=run.workers, **task_options)
+    run.shard_size = shard_size or task.default_shard_size
     try:
         return _build(name, task, run, started)
     finally:
@@ -116,6 +118,7 @@ class RunOptions:
 def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
     say = (lambda text: print(text, file=sys.stderr)) if run.log else (lambda text: None)
     out, seed, format, workers = run.out, run.seed, run.format, run.workers
+    say(f"pairgen: {name}: checking inputs ...")
 
     items, skipped = task.plan()
     if not items:
@@ -144,6 +147,9 @@ def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
     already = sum(s["samples"] for s in done_stats.values())
     say(f"pairgen: {name}: {len(items)} inputs -> {planned} planned samples in {len(specs)} shards"
         f" ({len(skipped)} inputs skipped up front; {workers} worker{'s' if workers > 1 else ''}, {run.executor})")
+    if len(todo) < workers and len(specs) == len(todo):
+        say(f"pairgen: note: {len(specs)} shard(s) keep at most {len(specs)} of {workers} workers busy; "
+            f"a smaller --shard-size spreads the work")
     if done_stats:
         say(f"pairgen: resuming: {len(done_stats)} shards already complete, {len(todo)} to make")
 
@@ -210,7 +216,7 @@ def _jsonable(value):
 def _check_options(workers, shard_size, crop, crops_per_image, limit, fmt, executor):
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    if shard_size < 1:
+    if shard_size is not None and shard_size < 1:
         raise UsageError(f"--shard-size must be at least 1, got {shard_size}")
     if crop < 0:
         raise UsageError(f"--crop must be 0 (whole image) or a positive size in pixels, got {crop}")

@@ -65,6 +65,9 @@ class FieldSpec:
 
 class Task:
     name: str = "task"
+    # Samples per shard when --shard-size is not given. Shards are the unit of parallel work,
+    # so tasks with slow samples want smaller ones (a build uses at most one worker per shard).
+    default_shard_size: int = 256
 
     def plan(self) -> tuple[list[WorkItem], list[Skip]]:
         raise NotImplementedError

@@ -86,6 +86,7 @@ class RenderedTask(Task):
     """
 
     name = "rendered"
+    default_shard_size = 32  # ~60 MB of flow samples at 256x256; 100 scenes keep 2+ workers busy
     pairs = True  # flow: samples are frame pairs; depth: single frames
 
     def __init__(self, blend: str | None = None, photos=(), scenes: int | None = None, frames=None, step: int = 1,
