@@ -124,8 +124,6 @@ def _render_command(kind: str):
     @_render_options
     @click.option("--quiet", is_flag=True, help="No progress bar.")
     def command(blend, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, **render):
-        if kind == "flow" and render.get("normals") is not None:
-            raise UsageError("--normals is an option of render-depth")
         _run_build(kind, out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit, format=fmt,
                    overwrite=overwrite, progress=not quiet, **_checked_render_options(blend=blend, **render))
 

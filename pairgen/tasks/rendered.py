@@ -380,6 +380,8 @@ def make_task(kind: str, name: str, path: str, raw: dict, srcs: list, seed: int 
     if blend:  # the recipe's frames, size and scene ranges describe procedural scenes; a .blend has its own
         settings.update(frames=None, resolution=None, scene_config=None)
     settings.update({k: v for k, v in options.items() if v is not None})
+    if kind == "flow" and settings.pop("normals", None) is not None:
+        raise UsageError("--normals is an option of depth recipes (render-depth, build depth)")
     cls = FlowTask if kind == "flow" else DepthTask
     if kind == "depth" and "normals" in raw and "normals" not in options:
         settings["normals"] = bool(raw["normals"])
