@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from .errors import PairgenError
 from .rng import sample_rng
 from .shards import open_writer, stats_file, write_json_atomic
 from .tasks.base import SkipSample, Task, WorkItem
@@ -166,7 +167,10 @@ def _drain(progress_queue, on_progress):
 def run_ray(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2, address: str | None = None) -> list[str]:
     """Schedule the same process_shard on Ray tasks (one CPU each), with retries; progress is
     counted per finished shard. Starts a local Ray instance unless ``address`` is given."""
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise PairgenError("--executor ray needs Ray: pip install -e '.[ray]' (make installs it)") from None
 
     if not ray.is_initialized():
         if address:

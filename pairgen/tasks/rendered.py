@@ -181,6 +181,11 @@ class RenderedTask(Task):
         return [float(t) for t in range(first, last + 1, self.step)]
 
     def plan(self):
+        import importlib.util
+
+        if importlib.util.find_spec("bpy") is None:  # looked up, not imported: Blender runs in the worker
+            raise PairgenError("rendering needs Blender as a Python module (bpy 5.0.1, Python 3.11): "
+                               "pip install -e '.[render]' (make installs it)")
         if self.blend:
             return self._plan_blend()
         return self._plan_procedural()
