@@ -101,7 +101,7 @@ def _summary(folder, card, values, scanned, sheet, hist) -> str:
         shape = "x".join("?" if s is None else str(s) for s in spec.get("shape", [])) or "-"
         lines.append(f"    {name:<14} {spec.get('role', ''):<7} {spec.get('dtype', ''):<8} {shape:<12} {spec.get('meaning', '')[:70]}")
     if values:
-        lines.append(f"  drawn parameters (over {scanned} samples; count, then min / mean / max or the most common values):")
+        lines.append(f"  drawn parameters and per-sample values (over {scanned} samples; count, then min / mean / max or the most common values):")
         for name in sorted(values):
             vals = values[name]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):

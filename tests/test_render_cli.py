@@ -58,6 +58,7 @@ def test_render_flow_export_and_inspect(blends, tmp_path):
 
     result = run_cli("inspect", out)
     assert result.returncode == 0, result.stderr
+    assert "flow_magnitude_mean_px" in result.stdout and "occluded_fraction" in result.stdout
     assert (out / "preview" / "contact_sheet.png").exists() and (out / "preview" / "flow_wheel.png").exists()
 
 

@@ -72,8 +72,15 @@ class DepthTask(RenderedTask):
             }
             if events:
                 record["render_events"] = events
-            fields = {"rgb.png": frame["rgb"], "depth.npy": frame["depth"].astype(np.float32), "seg.png": frame["seg"],
-                      "json": record}
+            depth = frame["depth"].astype(np.float32)
+            surface = depth[depth > 0]
+            record["summary"] = {  # per-sample scalars that `pairgen inspect` histograms
+                "depth_min": round(float(surface.min()), 4) if surface.size else 0.0,
+                "depth_median": round(float(np.median(surface)), 4) if surface.size else 0.0,
+                "depth_max": round(float(surface.max()), 4) if surface.size else 0.0,
+                "surface_fraction": round(float(surface.size / depth.size), 4),
+            }
+            fields = {"rgb.png": frame["rgb"], "depth.npy": depth, "seg.png": frame["seg"], "json": record}
             if self.normals:
                 fields["normal.npy"] = camera_normals(frame["normal"], frame["c2w"], frame["depth"])
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))

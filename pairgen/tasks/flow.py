@@ -95,12 +95,24 @@ class FlowTask(RenderedTask):
                            "frame_seeds": [frame_seed(self.seed, identity, t0), frame_seed(self.seed, identity, t0 + self.step)]},
                 "scene": scene_record,
                 "occlusion": extra,
+                "summary": flow_summary(fields["flow.npy"], fields["occ.png"]),
             }
             if events:
                 record["render_events"] = events
             fields["json"] = record
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
+
+
+def flow_summary(flow: np.ndarray, occ: np.ndarray) -> dict:
+    """Per-sample scalars that `pairgen inspect` histograms: how far pixels move, how much is hidden."""
+    magnitude = np.linalg.norm(flow, axis=-1)
+    return {
+        "flow_magnitude_mean_px": round(float(magnitude.mean()), 4),
+        "flow_magnitude_p95_px": round(float(np.percentile(magnitude, 95)), 4),
+        "flow_magnitude_max_px": round(float(magnitude.max()), 4),
+        "occluded_fraction": round(float((occ > 0).mean()), 4),
+    }
 
 
 def pair_fields(f0: dict, f1: dict) -> tuple[dict, dict]:
