@@ -29,6 +29,7 @@ import yaml
 
 from . import ops
 from .errors import RecipeError
+from .ops.util import choose
 
 RECIPE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin_recipes")
 STEP_KEYS = {"op", "p", "label"}
@@ -324,7 +325,7 @@ def run_steps(steps, image: np.ndarray, rng: np.random.Generator, ctx: ops.Conte
             image = step.op.apply(image, params)
             record.append({"op": step.op.name, "label": label or step.op.name, "params": step.op.params_to_json(params)})
         elif isinstance(step, OneOf):
-            branch = int(rng.choice(len(step.branches), p=step.weights))
+            branch = choose(rng, step.weights)
             image = run_steps(step.branches[branch], image, rng, ctx, record, label)
         else:
             image = run_steps(_shuffled(step, rng), image, rng, ctx, record, label)

@@ -13,7 +13,7 @@ import numpy as np
 
 from pairgen.ops import kernels
 from pairgen.ops.base import Context, register
-from pairgen.ops.util import check_probs, check_range, check_sizes, clip_unit, uniform
+from pairgen.ops.util import check_probs, check_range, check_sizes, choose, clip_unit, uniform
 
 _ODD_SIZES = tuple(range(7, 22, 2))  # 7, 9, ..., 21
 
@@ -97,7 +97,7 @@ def sample_blur(rng: np.random.Generator, config: BlurConfig, image_shape, ctx: 
     if rng.random() < config.sinc_prob:
         bounds = config.sinc_cutoff_range_small_kernel if size < 13 else config.sinc_cutoff_range_large_kernel
         return BlurParams(kind="sinc", size=size, cutoff=uniform(rng, bounds))
-    kind = str(config.kernel_kinds[int(rng.choice(len(config.kernel_kinds), p=config.kernel_probs))])
+    kind = str(config.kernel_kinds[choose(rng, config.kernel_probs)])
     sigma_x = uniform(rng, config.sigma_range)
     if kind.endswith("aniso"):
         sigma_y = uniform(rng, config.sigma_range)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register
-from pairgen.ops.util import check_probs, check_range, clip_unit, uniform
+from pairgen.ops.util import check_probs, check_range, choose, clip_unit, uniform
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 _MODES = tuple(INTERPOLATIONS)  # the random-resize defaults (Real-ESRGAN's three)
@@ -35,7 +35,7 @@ def _check_modes(op: str, modes: tuple, probs: tuple) -> None:
 
 
 def _draw_mode(rng: np.random.Generator, modes: tuple, probs: tuple) -> str:
-    return str(modes[int(rng.choice(len(modes), p=probs))])
+    return str(modes[choose(rng, probs)])
 
 
 def resize_image(image: np.ndarray, out_height: int, out_width: int, mode: str) -> np.ndarray:
@@ -134,7 +134,7 @@ class ResizeConfig:
 
 
 def sample_resize(rng: np.random.Generator, config: ResizeConfig, image_shape, ctx: Context) -> ResizeParams:
-    direction = int(rng.choice(3, p=(config.up_prob, config.down_prob, config.keep_prob)))
+    direction = choose(rng, (config.up_prob, config.down_prob, config.keep_prob))
     if direction == 0:
         scale = uniform(rng, config.up_range)
     elif direction == 1:
