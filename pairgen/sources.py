@@ -19,6 +19,7 @@ import os
 import stat
 import tarfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -114,21 +115,31 @@ def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_M
             continue
         refs.append(SourceRef(identity, "file", path))
 
+    refs = sorted(refs, key=lambda r: r.identity)
+    # Headers are read by a few threads: on network storage the latency, not the CPU, dominates.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = list(pool.map(lambda ref: _probe_or_reason(ref, max_pixels), refs))
     usable = []
-    for ref in sorted(refs, key=lambda r: r.identity):
-        if ref.kind == "embedded":
-            h, w = ref.height, ref.width
-        else:
-            try:
-                h, w = probe_size(ref, max_pixels)
-            except DecodeError as exc:
-                skipped.append(Skip(display_path(ref), str(exc)))
-                continue
+    for ref, size in zip(refs, sizes):
+        if isinstance(size, str):
+            skipped.append(Skip(display_path(ref), size))
+            continue
+        h, w = size
         if min(h, w) < min_side:
             skipped.append(Skip(display_path(ref), f"too small: {w}x{h} px, the crop needs {min_side}x{min_side}"))
             continue
         usable.append(SourceRef(**{**ref.to_json(), "height": h, "width": w}))
     return usable, skipped
+
+
+def _probe_or_reason(ref: SourceRef, max_pixels: int):
+    """(height, width), or the reason the input is skipped."""
+    if ref.kind == "embedded":
+        return ref.height, ref.width
+    try:
+        return probe_size(ref, max_pixels)
+    except DecodeError as exc:
+        return str(exc)
 
 
 def display_path(ref: SourceRef) -> str:
