@@ -8,7 +8,7 @@ import numpy as np
 
 
 def identity_words(identity: str) -> list[int]:
-    """A stable 128-bit digest of the identity as four uint32 words (Python's hash() is salted)."""
+    """A stable 128-bit digest of the identity as four uint32 words (Python's built-in string hashing is salted per process)."""
     digest = hashlib.blake2b(identity.encode("utf-8"), digest_size=16).digest()
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
 
