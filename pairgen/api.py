@@ -39,7 +39,10 @@ class BuildResult:
 RENDER_OPTIONS = ("blend", "scenes", "frames", "step", "resolution", "samples", "normals", "threads")
 
 
-def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_image: int = 1,
+DEFAULT_CROP = 256
+
+
+def make_task(recipe: str, src=(), seed: int = 0, crop: int | None = None, crops_per_image: int = 1,
               scale: int | None = None, limit: int | None = None, overrides=(), max_pixels: int | None = None,
               workers: int = 1, **task_options):
     """Build the task a recipe describes, with the command's options applied. ``task_options``
@@ -59,7 +62,9 @@ def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_ima
         if scale is not None and scale not in (2, 3, 4, 8):
             raise UsageError(f"--scale must be 2, 3, 4 or 8, got {scale}")
         effective_scale = scale if scale is not None else raw.get("scale", 4)
-        if crop and crop % effective_scale:
+        if crop is None:  # the default crop, rounded down to the scale's grid (x3: 255)
+            crop = DEFAULT_CROP - DEFAULT_CROP % effective_scale
+        elif crop and crop % effective_scale:
             raise UsageError(f"--crop {crop} is not a multiple of the scale {effective_scale}: the LR would not sit on the HR grid; use e.g. --crop {crop - crop % effective_scale}")
         return name, SuperResTask(name, path, raw, list(src), seed=seed, crop=crop, crops_per_image=crops_per_image,
                                   scale=scale, limit=limit, max_pixels=max_pixels)
@@ -75,7 +80,7 @@ def make_task(recipe: str, src=(), seed: int = 0, crop: int = 256, crops_per_ima
 
 
 def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int | None = None,
-          crop: int = 256, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
+          crop: int | None = None, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
           format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
           ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
           log: bool = True, retries: int = 2, **task_options) -> BuildResult:
@@ -218,7 +223,7 @@ def _check_options(workers, shard_size, crop, crops_per_image, limit, fmt, execu
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if shard_size is not None and shard_size < 1:
         raise UsageError(f"--shard-size must be at least 1, got {shard_size}")
-    if crop < 0:
+    if crop is not None and crop < 0:
         raise UsageError(f"--crop must be 0 (whole image) or a positive size in pixels, got {crop}")
     if crops_per_image < 1:
         raise UsageError(f"--crops-per-image must be at least 1, got {crops_per_image}")

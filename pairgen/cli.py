@@ -90,7 +90,7 @@ def _checked_render_options(**options):
 @click.option("--seed", default=0, show_default=True, type=int, help="Run seed; same seed, same bytes.")
 @click.option("--workers", type=int, callback=_positive, help="Worker processes (default: all cores).")
 @click.option("--shard-size", type=int, callback=_positive, help="Samples per shard (default 256; rendered recipes 32). Shards are the unit of parallel work.")
-@click.option("--crop", default=256, show_default=True, type=click.IntRange(min=0), help="HR crop side in pixels; smaller images are skipped; 0 keeps the whole image trimmed to a multiple of the scale.")
+@click.option("--crop", type=click.IntRange(min=0), help="HR crop side in pixels, a multiple of the scale (default 256, or 255 at x3); smaller images are skipped; 0 keeps the whole image trimmed to a multiple of the scale.")
 @click.option("--crops-per-image", default=1, show_default=True, type=int, callback=_positive, help="Random crops taken from each image.")
 @click.option("--scale", type=click.Choice(["2", "3", "4", "8"]), help="Super-resolution factor (default: the recipe's).")
 @click.option("--limit", type=int, callback=_positive, help="Stop after N samples.")

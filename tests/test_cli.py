@@ -45,6 +45,14 @@ def test_inspect_without_card_exits_1(tmp_path):
     assert result.returncode == 1 and "no dataset.json" in result.stderr
 
 
+def test_scale_3_picks_a_crop_on_its_grid(tmp_path):
+    out = tmp_path / "x3"
+    result = run_cli("build", "superres-bicubic", "--out", out, "--scale", "3", "--limit", "2", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["crop"] == 255 and card["fields"]["lr.png"]["shape"] == [85, 85, 3]
+
+
 def test_recipes_lists_builtins():
     result = run_cli("recipes")
     assert result.returncode == 0
