@@ -96,6 +96,8 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
                            limit=limit, overrides=overrides, max_pixels=max_pixels, workers=run.workers, **task_options)
     run.shard_size = shard_size or task.default_shard_size
+    if run.recorded["crop"] is None:
+        run.recorded["crop"] = getattr(task, "crop", None)  # the default the task chose
     try:
         return _build(name, task, run, started)
     finally:
