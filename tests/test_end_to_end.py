@@ -30,3 +30,20 @@ def test_rendered_shards_train(recipe, metric, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if r.get("split") == "val"][-1]
     assert np.isfinite(val[metric]) and np.isfinite(val[f"baseline_{metric}"]) and val["n"] == 2
+
+
+def test_trainer_runs_distributed_on_two_cpu_processes(tmp_path):
+    """torchrun with 2 processes (gloo on the CPU): the data splits by rank, rank 0 writes."""
+    import subprocess
+
+    shards = tmp_path / "shards"
+    build("superres", out=str(shards), crop=64, crops_per_image=2, limit=24, shard_size=8, workers=1, progress=False)
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2",
+                             str(Path(__file__).resolve().parent.parent / "train" / "fit.py"), str(shards),
+                             "--out", str(run), "--threads", "1", *TINY], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 12 and "psnr" in [r for r in rows if r.get("split") == "val"][-1]
+    assert list((run / "checkpoints").glob("*.pt"))
