@@ -54,6 +54,11 @@ def test_unknown_top_level_key_and_bad_probability(tmp_path):
         make_task("nope")
 
 
+def test_rendered_recipe_errors_name_the_line(tmp_path):
+    with pytest.raises(RecipeError, match=r"line 3: unknown key 'scenes'"):
+        make_task(write(tmp_path, "task: flow\nstep: 1\nscenes: 4\n"))
+
+
 def test_set_overrides_by_index_and_label(tmp_path):
     name, path, raw = read_recipe("superres")
     raw = apply_overrides(raw, ["degrade.blur2.p=0.25", "degrade.0.sigma_range=[0.5, 1]", "scale=2"], path)

@@ -372,11 +372,12 @@ def make_task(kind: str, name: str, path: str, raw: dict, srcs: list, seed: int 
     from .flow import FlowTask
 
     allowed = {"task", "description", "scene", "render", "frames", "step", "resolution", "normals"}
-    unknown = set(raw) - allowed
+    unknown = sorted(set(raw) - allowed)
     if unknown:
         from ..errors import RecipeError
 
-        raise RecipeError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        line = getattr(raw, "lines", {}).get(unknown[0], 0)
+        raise RecipeError(f"{path} line {line}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
     render = dict(raw.get("render") or {})
     settings = {
         "frames": raw.get("frames"), "step": raw.get("step", 1), "resolution": raw.get("resolution"),
