@@ -14,6 +14,7 @@ from . import __version__
 from .errors import PairgenError, UsageError
 from .executors import ShardFailed, ShardSpec, run_local, run_ray
 from .recipes import apply_overrides, read_recipe
+from .records import to_jsonable
 from .shards import shard_done, shard_file, write_json_atomic
 
 FORMATS = ("wds", "hdf5")
@@ -92,7 +93,7 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
                      progress, log, retries,
                      {"crop": crop, "crops_per_image": crops_per_image, "limit": limit,
-                      **{k: _jsonable(v) for k, v in task_options.items()}})
+                      **to_jsonable(task_options)})
     name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
                            limit=limit, overrides=overrides, max_pixels=max_pixels, workers=run.workers, **task_options)
     run.shard_size = shard_size or task.default_shard_size
@@ -214,10 +215,6 @@ def _pack(items, shard_size: int, task) -> list[list]:
     if current:
         shards.append(current)
     return shards
-
-
-def _jsonable(value):
-    return value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
 
 
 def _check_options(workers, shard_size, crop, crops_per_image, limit, fmt, executor):

@@ -19,7 +19,6 @@ Every error names the file, the line and the allowed names.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ import yaml
 from . import ops
 from .errors import RecipeError
 from .ops.util import choose
+from .records import to_jsonable
 
 RECIPE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin_recipes")
 STEP_KEYS = {"op", "p", "label"}
@@ -172,7 +172,7 @@ class OpStep:
     label: str = ""
 
     def describe(self) -> dict:
-        out = {"op": self.op.name, "p": self.p, **_thaw(dataclasses.asdict(self.config))}
+        out = {"op": self.op.name, "p": self.p, **to_jsonable(self.config)}
         if self.label:
             out["label"] = self.label
         return out
@@ -203,14 +203,6 @@ class Shuffle:
 
     def describe(self) -> dict:
         return {"shuffle": {"steps": [s.describe() for s in self.steps], "keep_order": list(self.keep_order)}, "p": self.p}
-
-
-def _thaw(value):
-    if isinstance(value, dict):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
 
 
 def compile_steps(raw_steps, path: str, where: str) -> tuple:

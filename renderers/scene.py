@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -425,18 +424,3 @@ def object_names(spec: SceneSpec) -> dict[int, str]:
     for i, obj in enumerate(spec.objects):
         names[i + 2] = obj.name
     return names
-
-
-def to_jsonable(value: Any) -> Any:
-    """Tuples -> lists, numpy scalars -> Python (for the sample's json)."""
-    if dataclasses.is_dataclass(value):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

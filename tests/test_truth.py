@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from pairgen.records import to_jsonable
 from renderers import scene as scene_module
 from renderers import truth
 
@@ -185,7 +186,7 @@ def test_scene_sampling_is_deterministic_and_serialisable():
     assert a == b and used_a == used_b
     c, _ = scene_module.sample_scene(np.random.default_rng(8), 5, (64, 48))
     assert c != a
-    text = json.dumps(scene_module.to_jsonable(a.to_json()))
+    text = json.dumps(to_jsonable(a.to_json()))
     assert scene_module.SceneSpec.from_json(json.loads(text)) == a
     assert all(0 <= m.photo < len(used_a) for o in a.objects for m in [o.material] if m.photo >= 0)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..records import to_jsonable
 from .util import unit_to_uint8
 
 
@@ -61,7 +62,7 @@ class Operation:
         return self.Config(**{k: _freeze(v) for k, v in values.items()})
 
     def params_to_json(self, params) -> dict:
-        return {f.name: _thaw(getattr(params, f.name)) for f in dataclasses.fields(params)}
+        return to_jsonable(params)
 
     def params_from_json(self, values: dict):
         return self.Params(**{k: _freeze(v) for k, v in values.items()})
@@ -87,14 +88,6 @@ def _freeze(value):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
         return tuple((k, _freeze(v)) for k, v in value.items())
-    return value
-
-
-def _thaw(value):
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
     return value
 
 

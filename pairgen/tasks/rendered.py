@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 
 from ..errors import PairgenError, UsageError
+from ..records import to_jsonable
 from .base import SkipSample, Task, WorkItem
 
 # Photos are shrunk before Blender sees them: to the render's larger side (at least 256, at most
@@ -271,7 +272,7 @@ class RenderedTask(Task):
         spec, scene_seed, photo_ids = self._scene(item, rng)
         times = self.times()[p["offset"]:p["offset"] + p["samples"]]
         scene_record = {"procedural": True, "scene_index": p["scene"], "scene_seed": scene_seed,
-                        "photos": photo_ids, "spec": scene_module.to_jsonable(spec.to_json())}
+                        "photos": photo_ids, "spec": to_jsonable(spec.to_json())}
         scene_record["spec"]["photos"] = photo_ids  # identities, not this machine's cache paths
         return {"spec": spec}, item.identity, times, scene_module.object_names(spec), scene_record
 
@@ -337,15 +338,9 @@ class RenderedTask(Task):
             "render": self.render_record(),
             "source": {"blend": self.blend, "scene": self.info["scene"] if self.info else self.scene_name}
             if self.blend else {"procedural": True, "scenes": self.scenes, "photos": len(self.photo_refs),
-                                "scene_config": jsonable(self.scene_config)},
+                                "scene_config": to_jsonable(self.scene_config)},
             "frames": list(self.frames) if self.frames else None,
         }
-
-
-def jsonable(value):
-    from renderers.scene import to_jsonable
-
-    return to_jsonable(value)
 
 
 def frame_record(frame: dict, frame_number: float) -> dict:
