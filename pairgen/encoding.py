@@ -32,7 +32,7 @@ def encode(name: str, value) -> bytes:
 def decode(name: str, data: bytes):
     ext = name.rsplit(".", 1)[-1]
     if ext == "png":
-        return decode_png(data)
+        return decode_image(data)
     if ext == "npy":
         return np.load(io.BytesIO(data), allow_pickle=False)
     if ext == "json":
@@ -53,10 +53,13 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
-def decode_png(data: bytes) -> np.ndarray:
+def decode_image(data: bytes) -> np.ndarray:
+    """PNG (or any format OpenCV reads) -> array as stored: RGB / RGBA order, 8 or 16 bit."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ValueError("not a decodable PNG")
-    if image.ndim == 3:
-        image = np.ascontiguousarray(image[:, :, ::-1])
+        raise ValueError(f"could not decode {len(data)} bytes as an image")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     return image

@@ -21,6 +21,7 @@ import re
 import numpy as np
 
 from .errors import PairgenError
+from .shards import write_bytes_atomic
 
 FLO_MAGIC = 202021.25
 FLO_UNKNOWN = 1e10  # written for invalid pixels; readers treat |value| > 1e9 as unknown
@@ -33,13 +34,6 @@ def _check_flow(flow: np.ndarray, what: str) -> np.ndarray:
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"{what}: flow must be (H, W, 2), got shape {flow.shape}")
     return flow.astype(np.float32, copy=False)
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- Middlebury .flo
@@ -58,7 +52,7 @@ def flo_bytes(flow: np.ndarray, valid: np.ndarray | None = None) -> bytes:
 
 
 def write_flo(path: str, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    _atomic_write(path, flo_bytes(flow, valid))
+    write_bytes_atomic(path, flo_bytes(flow, valid))
 
 
 def read_flo(path: str) -> np.ndarray:
@@ -97,7 +91,7 @@ def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray | None = Non
     ok, buffer = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise PairgenError(f"{path}: PNG encoding failed")
-    _atomic_write(path, buffer.tobytes())
+    write_bytes_atomic(path, buffer.tobytes())
 
 
 def read_kitti_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +128,7 @@ def pfm_bytes(array: np.ndarray) -> bytes:
 
 
 def write_pfm(path: str, array: np.ndarray) -> None:
-    _atomic_write(path, pfm_bytes(array))
+    write_bytes_atomic(path, pfm_bytes(array))
 
 
 def read_pfm(path: str) -> np.ndarray:

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from .encoding import decode_image
+
 __all__ = [
     "flow_to_color",
     "flow_wheel_legend",
@@ -287,18 +289,6 @@ _ENCODED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 _NOT_IMAGE_SUFFIXES = (".json", ".txt", ".cls", ".yaml", ".yml")
 
 
-def _decode_image(name: str, data: bytes) -> np.ndarray:
-    buffer = np.frombuffer(bytes(data), dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"field {name!r}: could not decode {len(buffer)} bytes as an image")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return image
-
-
 def field_to_rgb(name: str, value: Any) -> np.ndarray | None:
     """A sample field as uint8 RGB (H, W, 3) for a preview, or None if it is not a picture.
 
@@ -323,7 +313,10 @@ def field_to_rgb(name: str, value: Any) -> np.ndarray | None:
     if isinstance(value, (bytes, bytearray, memoryview)):
         if not key.endswith(_ENCODED_IMAGE_SUFFIXES):
             return None
-        value = _decode_image(name, value)
+        try:
+            value = decode_image(bytes(value))
+        except ValueError as exc:
+            raise ValueError(f"field {name!r}: {exc}") from None
     if not isinstance(value, np.ndarray) or value.ndim < 2:
         return None
 

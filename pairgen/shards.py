@@ -27,14 +27,18 @@ def stats_file(shard_name: str) -> str:
     return shard_name.rsplit(".", 1)[0] + ".stats.json"
 
 
-def write_json_atomic(path: str, value) -> None:
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write under PATH.tmp, fsync, then rename: readers see the old file or the whole new one."""
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, value) -> None:
+    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def shard_done(out_dir: str, shard_name: str) -> dict | None:
