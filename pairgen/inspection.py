@@ -1,6 +1,7 @@
 """`pairgen inspect` and `pairgen replay`: read a shard folder back, summarise it, write previews."""
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -124,8 +125,6 @@ def find_sample(folder: str, key: str) -> tuple[str, dict]:
     for path in shard_paths(folder, card):
         stats_path = os.path.join(folder, stats_file(os.path.basename(path)))
         if os.path.exists(stats_path):
-            import json
-
             with open(stats_path, encoding="utf-8") as handle:
                 stats = json.load(handle)
             if stats.get("first_key") is None or not stats["first_key"] <= key <= stats["last_key"]:
