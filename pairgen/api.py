@@ -1,4 +1,6 @@
-"""The Python API the CLI wraps: build(), replay(), inspect()."""
+"""The Python API the CLI wraps: make_task(), build(), replay(), read_card().
+
+``pairgen.inspection`` holds inspect() and export; ``pairgen.tasks`` the tasks (a registry)."""
 from __future__ import annotations
 
 import glob
@@ -11,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 
 from . import __version__
-from .errors import PairgenError, UsageError
+from .errors import PairgenError, RecipeError, UsageError
 from .executors import ShardFailed, ShardSpec, run_local, run_ray
-from .recipes import apply_overrides, read_recipe
+from .recipes import load_recipe
 from .records import to_jsonable
+from .tasks.base import BuildInputs
 from .shards import shard_done, shard_file, write_json_atomic
 
 FORMATS = ("wds", "hdf5")
@@ -37,68 +40,36 @@ class BuildResult:
     failures: list = field(default_factory=list)
 
 
-RENDER_OPTIONS = ("blend", "scenes", "frames", "step", "resolution", "samples", "normals", "threads")
-
-
-DEFAULT_CROP = 256
-
-
-def make_task(recipe: str, src=(), seed: int = 0, crop: int | None = None, crops_per_image: int = 1,
-              scale: int | None = None, limit: int | None = None, overrides=(), max_pixels: int | None = None,
+def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, overrides=(), max_pixels: int | None = None,
               workers: int = 1, **task_options):
-    """Build the task a recipe describes, with the command's options applied. ``task_options``
-    are the rendered tasks' options (RENDER_OPTIONS)."""
-    name, path, raw = read_recipe(recipe)
-    raw = apply_overrides(raw, list(overrides), path)
-    kind = raw.get("task")
-    unknown = sorted(k for k in task_options if k not in RENDER_OPTIONS)
-    if unknown:
-        raise UsageError(f"unknown option(s) {', '.join(unknown)} (rendered-task options: {', '.join(RENDER_OPTIONS)})")
-    if kind == "superres":
-        from .tasks.superres import SuperResTask
+    """The task a recipe describes, with the command's options applied: (recipe name, task).
+    ``task_options`` are the task's own options (its ``Options`` dataclass, e.g. ``crop``,
+    ``scale`` for superres; ``scenes``, ``resolution`` for flow); None means not given."""
+    from .tasks import get_task
 
-        given = sorted(k for k, v in task_options.items() if v is not None)
-        if given:
-            raise UsageError(f"--{given[0]} is an option of rendered recipes (flow, depth), not of {name!r}")
-        if scale is not None and scale not in (2, 3, 4, 8):
-            raise UsageError(f"--scale must be 2, 3, 4 or 8, got {scale}")
-        effective_scale = scale if scale is not None else raw.get("scale", 4)
-        if crop is None:  # the default crop, rounded down to the scale's grid (x3: 255)
-            crop = DEFAULT_CROP - DEFAULT_CROP % effective_scale
-        elif crop and crop % effective_scale:
-            raise UsageError(f"--crop {crop} is not a multiple of the scale {effective_scale}: the LR would not sit on the HR grid; use e.g. --crop {crop - crop % effective_scale}")
-        return name, SuperResTask(name, path, raw, list(src), seed=seed, crop=crop, crops_per_image=crops_per_image,
-                                  scale=scale, limit=limit, max_pixels=max_pixels)
-    if kind in ("flow", "depth"):
-        from .tasks.rendered import make_task as make_rendered_task
-
-        if workers > 1 and task_options.get("threads") is None:
-            # Each worker drives its own Blender: share the cores instead of each taking all.
-            task_options["threads"] = max(1, (os.cpu_count() or 1) // workers)
-        return name, make_rendered_task(kind, name, path, raw, list(src), seed=seed, limit=limit, max_pixels=max_pixels,
-                                        **task_options)
-    raise PairgenError(f"{path}: unknown task {kind!r} (known: superres, flow, depth)")
+    recipe_ = load_recipe(recipe, overrides)
+    task_class = get_task(recipe_.task, where=recipe_.path, error=RecipeError)
+    task_class.check_recipe_keys(recipe_.raw, recipe_.path)
+    options = task_class.parse_options(task_options, recipe_.name)
+    inputs = BuildInputs(tuple(src), int(seed), limit, max_pixels, workers)
+    return recipe_.name, task_class.from_recipe(recipe_, options, inputs)
 
 
 def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int | None = None,
-          crop: int | None = None, crops_per_image: int = 1, scale: int | None = None, limit: int | None = None,
-          format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
+          limit: int | None = None, format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
           ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
           log: bool = True, retries: int = 2, **task_options) -> BuildResult:
     """Build shards into ``out``; resumes an interrupted build of the same command.
     shard_size: samples per shard (None: the task's default, 256 for photo recipes, 32 for
-    rendered ones). progress: show a progress bar; log: print the plan and the summary."""
+    rendered ones). progress: show a progress bar; log: print the plan and the summary.
+    task_options: the recipe's task's own options (see ``make_task``)."""
     started = time.perf_counter()
-    _check_options(workers, shard_size, crop, crops_per_image, limit, format, executor)
+    _check_options(workers, shard_size, limit, format, executor)
     run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
-                     progress, log, retries,
-                     {"crop": crop, "crops_per_image": crops_per_image, "limit": limit,
-                      **to_jsonable(task_options)})
-    name, task = make_task(recipe, src, seed=seed, crop=crop, crops_per_image=crops_per_image, scale=scale,
-                           limit=limit, overrides=overrides, max_pixels=max_pixels, workers=run.workers, **task_options)
+                     progress, log, retries, {"limit": limit})
+    name, task = make_task(recipe, src, seed=seed, limit=limit, overrides=overrides, max_pixels=max_pixels,
+                           workers=run.workers, **task_options)
     run.shard_size = shard_size or task.default_shard_size
-    if run.recorded["crop"] is None:
-        run.recorded["crop"] = getattr(task, "crop", None)  # the default the task chose
     try:
         return _build(name, task, run, started)
     finally:
@@ -129,6 +100,7 @@ def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
     say(f"pairgen: {name}: checking inputs ...")
 
     items, skipped = task.plan()
+    run.recorded.update(to_jsonable(task.options_record()))  # after plan(): a .blend's frames and size are known
     if not items:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
         raise PairgenError(f"no usable input: all {len(skipped)} inputs were skipped ({reasons})" if skipped else "no input to build from")
@@ -217,15 +189,11 @@ def _pack(items, shard_size: int, task) -> list[list]:
     return shards
 
 
-def _check_options(workers, shard_size, crop, crops_per_image, limit, fmt, executor):
+def _check_options(workers, shard_size, limit, fmt, executor):
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if shard_size is not None and shard_size < 1:
         raise UsageError(f"--shard-size must be at least 1, got {shard_size}")
-    if crop is not None and crop < 0:
-        raise UsageError(f"--crop must be 0 (whole image) or a positive size in pixels, got {crop}")
-    if crops_per_image < 1:
-        raise UsageError(f"--crops-per-image must be at least 1, got {crops_per_image}")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     if fmt not in FORMATS:
@@ -272,10 +240,13 @@ def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, finger
             "shards_planned": len(specs),
         },
         "fields": {k: v.to_json() for k, v in task.fields().items()},
+        "replayable": task.replayable,
         "conventions": dict(CONVENTIONS),
         "skipped": all_skipped,
         "options": fingerprint["options"],
     }
+    if task.train_kind:
+        card["train_kind"] = task.train_kind  # the trainer's loss, metrics and head (train/kinds.py)
     for key, value in task_card.items():
         if key == "conventions":
             card["conventions"].update(value)
@@ -294,13 +265,15 @@ def _progress_bar(total: int, initial: int, enabled: bool):
 # ----------------------------------------------------------------------------- replay
 
 
-def replay(record: dict) -> dict:
-    """Regenerate a sample's fields bit-exactly from its json record."""
-    if "degrade_ops" in record:
-        from .tasks.superres import replay as superres_replay
+def replay(record: dict, task: str | None = None) -> dict:
+    """Regenerate a sample's fields bit-exactly from its json record, by the task that made it
+    (the record's ``task``; ``task`` names it for records written before records carried it)."""
+    from .tasks import get_task
 
-        return superres_replay(record)
-    raise PairgenError("this record has no replayable operations (rendered samples are replayed by rendering their scene again)")
+    name = record.get("task") or task
+    if name is None:
+        raise PairgenError("this record does not say which task made it (no 'task' key); pass the dataset's task")
+    return get_task(name).replay(record)
 
 
 def read_card(folder: str) -> dict:

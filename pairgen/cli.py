@@ -8,6 +8,7 @@ import click
 
 from . import __version__
 from .errors import PairgenError, RecipeError, UsageError
+from .tasks import registered_tasks
 
 
 class _Group(click.Group):
@@ -56,85 +57,108 @@ def _run_build(recipe, **options):
     click.echo(os.path.join(result.out, "dataset.json"))
 
 
-def _render_options(command):
-    """The options every rendering command shares."""
+# ----------------------------------------------------------------------------- task options as flags
+
+
+def _task_option_fields() -> dict:
+    """Every registered task's option fields: name -> (dataclass field, names of the tasks that
+    have it). One flag serves every task that has an option of that name (same type)."""
+    import dataclasses
+
+    found: dict = {}
+    for task_name, task_class in registered_tasks().items():
+        for f in dataclasses.fields(task_class.Options):
+            if f.name in found and found[f.name][0].metadata["type"] is not f.metadata["type"]:
+                raise TypeError(f"option {f.name!r} has two types ({found[f.name][1][0]} and {task_name})")
+            found.setdefault(f.name, (f, []))[1].append(task_name)
+    return found
+
+
+def _flag(f, task_names: list[str], help_prefix: bool = True):
+    from .tasks.base import option_flag
+
+    meta = f.metadata
+    help_text = meta["help"] + (f" [{', '.join(task_names)}]" if help_prefix else "")
+    flag = option_flag(f)
+    if meta["type"] is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
+    kind = click.Choice([str(c) for c in meta["choices"]]) if meta["choices"] else meta["type"]
+    convert = meta["type"] if meta["choices"] else None
+    callback = (lambda ctx, param, value: None if value is None else convert(value)) if convert else None
+    return click.option(flag, f.name, type=kind, default=None, callback=callback, help=help_text)
+
+
+def _with_task_flags(command, fields: dict, skip=(), help_prefix: bool = True):
+    for name, (f, task_names) in reversed(list(fields.items())):
+        if name not in skip:
+            command = _flag(f, task_names, help_prefix)(command)
+    return command
+
+
+def _run_options(command, render: bool = False):
+    """The options of every build: where, how many, in what format."""
     options = [
-        click.option("--frames", help="Frames A-B to render (default: the .blend's own range; procedural: the recipe's)."),
-        click.option("--step", type=int, callback=_positive, help="Pairs (t, t+K) for flow; the frame stride for depth (default 1)."),
-        click.option("--resolution", help="WxH in pixels (default: the .blend's own; procedural: the recipe's)."),
-        click.option("--samples", "samples", type=int, callback=_positive, help="Cycles RGB samples per pixel (default 4, denoised)."),
-        click.option("--normals/--no-normals", default=None, help="Depth: also write camera-space normals (normal.npy)."),
+        click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder for shards and dataset.json."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Run seed; same seed, same bytes."),
+        click.option("--workers", type=int, callback=_positive, help="Worker processes (default: all cores)."),
+        click.option("--shard-size", type=int, callback=_positive,
+                     help="Samples per shard (default: the task's, 256 for photo tasks, 32 for rendered ones). Shards are the unit of parallel work."),
+        click.option("--limit", type=int, callback=_positive, help="Stop after N samples."),
+        click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5"]), help="Shard format."),
+        click.option("--overwrite", is_flag=True, help="Delete an earlier build in --out and start over (default: resume it)."),
+        click.option("--quiet", is_flag=True, help="No progress bar (the plan and the summary are still printed)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _checked_render_options(**options):
-    out = {k: v for k, v in options.items() if v is not None}
-    if "resolution" in out:
-        try:
-            w, h = (int(v) for v in out["resolution"].lower().split("x"))
-            if w < 1 or h < 1:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--resolution must look like 256x256 (width x height in pixels), got {out['resolution']!r}") from None
-        out["resolution"] = (w, h)
-    return out
+def _with_task_flags_of_all_tasks(command):
+    return _with_task_flags(command, _task_option_fields())
+
+
+def _given(options: dict) -> dict:
+    return {k: v for k, v in options.items() if v is not None}
 
 
 @main.command()
 @click.argument("recipe")
 @click.option("--src", "src", multiple=True, help="Input photos: a directory (recursive), a glob, a text file listing paths, or a .tar. Repeatable. Default: the photos embedded in scikit-image.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder for shards and dataset.json.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Run seed; same seed, same bytes.")
-@click.option("--workers", type=int, callback=_positive, help="Worker processes (default: all cores).")
-@click.option("--shard-size", type=int, callback=_positive, help="Samples per shard (default 256; rendered recipes 32). Shards are the unit of parallel work.")
-@click.option("--crop", type=click.IntRange(min=0), help="HR crop side in pixels, a multiple of the scale (default 256, or 255 at x3); smaller images are skipped; 0 keeps the whole image trimmed to a multiple of the scale.")
-@click.option("--crops-per-image", default=1, show_default=True, type=int, callback=_positive, help="Random crops taken from each image.")
-@click.option("--scale", type=click.Choice(["2", "3", "4", "8"]), help="Super-resolution factor (default: the recipe's).")
-@click.option("--limit", type=int, callback=_positive, help="Stop after N samples.")
-@click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5"]), help="Shard format.")
-@click.option("--overwrite", is_flag=True, help="Delete an earlier build in --out and start over (default: resume it).")
+@_run_options
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter, e.g. --set degrade.0.p=0.5 or --set scale=2. Repeatable.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="Run shards in local processes or on Ray.")
 @click.option("--ray-address", help="Connect to this Ray cluster instead of starting a local one.")
 @click.option("--max-pixels", type=int, callback=_positive, help="Refuse images with more pixels than this (decompression bombs); default 100 million.")
-@click.option("--scenes", type=int, callback=_positive, help="Rendered recipes (flow, depth): number of procedural scenes (default 100).")
-@_render_options
-@click.option("--quiet", is_flag=True, help="No progress bar (the plan and the summary are still printed).")
-def build(recipe, src, out, seed, workers, shard_size, crop, crops_per_image, scale, limit, fmt, overwrite, overrides,
-          executor, ray_address, max_pixels, scenes, quiet, **render):
-    """Build training shards from RECIPE (a built-in name or a YAML file)."""
-    _run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, crop=crop,
-               crops_per_image=crops_per_image, scale=int(scale) if scale else None, limit=limit, format=fmt,
-               overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
-               max_pixels=max_pixels, progress=not quiet, **_checked_render_options(scenes=scenes, **render))
+@_with_task_flags_of_all_tasks
+def build(recipe, src, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, overrides, executor, ray_address,
+          max_pixels, **task_options):
+    """Build training shards from RECIPE (a built-in name or a YAML file; `pairgen recipes` lists
+    them). Task options apply to the tasks named in brackets; another task's option is an error."""
+    _run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit,
+               format=fmt, overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
+               max_pixels=max_pixels, progress=not quiet, **_given(task_options))
 
 
-def _render_command(kind: str):
-    @click.argument("blend", type=click.Path(dir_okay=False))
-    @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder for shards and dataset.json.")
-    @click.option("--seed", default=0, show_default=True, type=int, help="Run seed (Cycles noise per frame derives from it).")
-    @click.option("--workers", type=int, callback=_positive, help="Worker processes, each with its own Blender (default: all cores).")
-    @click.option("--shard-size", type=int, callback=_positive, help="Samples per shard (default 32).")
-    @click.option("--limit", type=int, callback=_positive, help="Stop after N samples.")
-    @click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5"]), help="Shard format.")
-    @click.option("--overwrite", is_flag=True, help="Delete an earlier build in --out and start over (default: resume it).")
-    @_render_options
-    @click.option("--quiet", is_flag=True, help="No progress bar.")
-    def command(blend, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, **render):
-        _run_build(kind, out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit, format=fmt,
-                   overwrite=overwrite, progress=not quiet, **_checked_render_options(blend=blend, **render))
+def _task_command(task_class):
+    """A dedicated command of a task (e.g. render-flow BLEND): its argument, the run options and
+    the task's other options."""
+    import dataclasses
 
-    return command
+    _, argument, _ = task_class.command
+    fields = {f.name: (f, [task_class.name]) for f in dataclasses.fields(task_class.Options)}
+
+    def command(out, seed, workers, shard_size, limit, fmt, overwrite, quiet, **task_options):
+        _run_build(task_class.name, out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit, format=fmt,
+                   overwrite=overwrite, progress=not quiet, **_given(task_options))
+
+    command = _with_task_flags(command, fields, skip={argument}, help_prefix=False)
+    command = _run_options(command)
+    return click.argument(argument, type=click.Path(dir_okay=False))(command)
 
 
-main.command("render-flow", help="Render optical flow ground truth for every frame pair (t, t+K) of BLEND: "
-             "frames, flow both ways, occlusion, planar depth, instance ids, cameras and keypoints. "
-             "The file's scripts never run.")(_render_command("flow"))
-main.command("render-depth", help="Render planar depth, instance ids (and normals with --normals) for every "
-             "frame of BLEND. The file's scripts never run.")(_render_command("depth"))
+for _task_class in registered_tasks().values():
+    if _task_class.command:
+        main.command(_task_class.command[0], help=_task_class.command[2])(_task_command(_task_class))
 
 
 @main.command()

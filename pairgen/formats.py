@@ -152,18 +152,24 @@ def read_pfm(path: str) -> np.ndarray:
 EXPORT_FORMATS = ("flo", "kitti", "pfm")
 
 
-def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS) -> list[str]:
+def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS, specs: dict | None = None) -> list[str]:
     """Write one decoded sample's flow and depth fields in the given formats; returns the paths.
 
-    fields: a sample's decoded fields (``flow.npy``, ``flow_bwd.npy``, ``occ.png``,
-    ``depth0.npy``, ``depth1.npy``, ``depth.npy``; others are ignored). Names:
-    ``<key>_flow.flo`` / ``<key>_flow_bwd.flo``; ``<key>_flow_kitti.png`` with every pixel valid
-    (KITTI "flow_occ") and ``<key>_flow_noc_kitti.png`` valid only where ``occ.png`` is 0
-    (KITTI "flow_noc"); ``<key>_<depth field>.pfm`` and ``<key>_flow.pfm``.
+    fields: a sample's decoded fields. specs: the card's field entries (``role``, ``view``):
+    fields whose view is ``flow`` or ``depth`` are exported, others ignored; the ``occlusion``
+    field marks the target flow's occluded pixels. Names: ``<key>_<stem>.flo`` (e.g.
+    ``KEY_flow.flo``, ``KEY_flow_bwd.flo``); ``<key>_<stem>_kitti.png`` with every pixel valid
+    (KITTI "flow_occ") and, for the target flow, ``<key>_<stem>_noc_kitti.png`` valid only where
+    the occlusion field is 0 (KITTI "flow_noc"); ``<key>_<stem>.pfm`` for flow and depth.
     """
     unknown = set(formats) - set(EXPORT_FORMATS)
     if unknown:
         raise PairgenError(f"unknown export format(s) {', '.join(sorted(unknown))}; choose from {', '.join(EXPORT_FORMATS)}")
+    specs = specs or {}
+    by_view = {}
+    for name, spec in specs.items():
+        if name in fields:
+            by_view.setdefault(spec.get("view"), []).append(name)
     os.makedirs(out_dir, exist_ok=True)
     written = []
 
@@ -172,22 +178,19 @@ def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS) 
         written.append(path)
         return path
 
-    occluded = fields.get("occ.png")
-    for name in ("flow.npy", "flow_bwd.npy"):
-        if name not in fields:
-            continue
+    occluded = fields[by_view["occlusion"][0]] if by_view.get("occlusion") else None
+    for name in by_view.get("flow", []):
         flow = fields[name]
-        stem = name[:-4]
+        stem = name.rsplit(".", 1)[0]
         if "flo" in formats:
             write_flo(target(f"{stem}.flo"), flow)
         if "kitti" in formats:
             write_kitti_flow(target(f"{stem}_kitti.png"), flow)
-            if name == "flow.npy" and occluded is not None:
+            if specs[name].get("role") == "target" and occluded is not None:
                 write_kitti_flow(target(f"{stem}_noc_kitti.png"), flow, valid=np.asarray(occluded) == 0)
         if "pfm" in formats:
             write_pfm(target(f"{stem}.pfm"), flow)
     if "pfm" in formats:
-        for name in ("depth.npy", "depth0.npy", "depth1.npy"):
-            if name in fields:
-                write_pfm(target(f"{name[:-4]}.pfm"), fields[name])
+        for name in by_view.get("depth", []):
+            write_pfm(target(f"{name.rsplit('.', 1)[0]}.pfm"), fields[name])
     return written

@@ -40,11 +40,18 @@ def iter_folder(folder: str, card: dict):
             yield path, key, fields
 
 
+def field_views(card: dict) -> dict:
+    """Field name -> its view (None: guessed from the array) for every picture field of a card."""
+    return {name: spec.get("view") for name, spec in card.get("fields", {}).items() if spec.get("role") != "meta"}
+
+
 def inspect(folder: str, n_samples: int = 8) -> Report:
-    from .preview import contact_sheet, field_to_rgb, parameter_histograms
+    from .encoding import encode_png
+    from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
+    views = field_views(card)
     order = [n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role]
     preview_dir = os.path.join(folder, "preview")
     os.makedirs(preview_dir, exist_ok=True)
@@ -58,7 +65,7 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
         record = sample.get("json", {})
         _collect_parameters(record, values)
         if len(rows) < n_samples:
-            images = [(name, field_to_rgb(name, sample[name])) for name in order if name in sample]
+            images = [(name, field_to_rgb(name, sample[name], views.get(name))) for name in order if name in sample]
             images = [(n, im) for n, im in images if im is not None]
             if columns is None:
                 columns = [n for n, _ in images]
@@ -68,30 +75,37 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
     hist = os.path.join(preview_dir, "parameters.png")
     if rows:
         contact_sheet(rows, columns or [], sheet, row_labels=None)
-    if any("flow" in name for name in columns or []):
-        from .encoding import encode_png
-        from .preview import flow_wheel_legend
-
-        with open(os.path.join(preview_dir, "flow_wheel.png"), "wb") as handle:
-            handle.write(encode_png(flow_wheel_legend(128)))  # the colour key of the flow columns
+    legends = []
+    for view in sorted({views.get(name) for name in columns or []} - {None}):
+        if VIEWS[view].legend is not None:  # the colour key of those columns (e.g. the flow wheel)
+            legends.append(os.path.join(preview_dir, VIEWS[view].legend_file or f"{view}_legend.png"))
+            with open(legends[-1], "wb") as handle:
+                handle.write(encode_png(VIEWS[view].legend()))
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
-    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist), sheet, hist, dict(values))
+    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist, legends), sheet, hist, dict(values))
+
+
+def _applied_ops(record: dict):
+    """Every applied-operation entry of a record: the items of its lists of {"op", "params"}
+    (a photo task's target_ops, degrade_ops, mask_ops, ...), with the list's name."""
+    for group, entries in record.items():
+        if isinstance(entries, list) and entries and all(isinstance(e, dict) and "op" in e and "params" in e for e in entries):
+            yield from entries
 
 
 def _collect_parameters(record: dict, values: dict) -> None:
-    for group in ("target_ops", "degrade_ops"):
-        for entry in record.get(group, []):
-            prefix = entry.get("label") or entry["op"]
-            for name, value in entry.get("params", {}).items():
-                if name == "seed" or value is None or isinstance(value, (list, dict)):
-                    continue
-                values[f"{prefix}.{name}"].append(value)
+    for entry in _applied_ops(record):
+        prefix = entry.get("label") or entry["op"]
+        for name, value in entry["params"].items():
+            if name == "seed" or value is None or isinstance(value, (list, dict)):
+                continue
+            values[f"{prefix}.{name}"].append(value)
     for name, value in record.get("summary", {}).items():  # tasks may add scalar summaries
         if isinstance(value, (int, float, str)):
             values[name].append(value)
 
 
-def _summary(folder, card, values, scanned, sheet, hist) -> str:
+def _summary(folder, card, values, scanned, sheet, hist, legends=()) -> str:
     counts = card.get("counts", {})
     lines = [
         f"{folder}: {card.get('task')} dataset, recipe {card.get('recipe_name')}, seed {card.get('seed')}, format {card.get('format')}, pairgen {card.get('pairgen_version')}",
@@ -100,7 +114,7 @@ def _summary(folder, card, values, scanned, sheet, hist) -> str:
     ]
     for name, spec in card.get("fields", {}).items():
         shape = "x".join("?" if s is None else str(s) for s in spec.get("shape", [])) or "-"
-        lines.append(f"    {name:<14} {spec.get('role', ''):<7} {spec.get('dtype', ''):<8} {shape:<12} {spec.get('meaning', '')[:70]}")
+        lines.append(f"    {name:<14} {spec.get('role', ''):<7} {spec.get('dtype', ''):<8} {shape:<12} {spec.get('view') or '':<9} {spec.get('meaning', '')[:70]}")
     if values:
         lines.append(f"  drawn parameters and per-sample values (over {scanned} samples; count, then min / mean / max or the most common values):")
         for name in sorted(values):
@@ -116,6 +130,8 @@ def _summary(folder, card, values, scanned, sheet, hist) -> str:
         lines.append("  skipped inputs by reason: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
     if sheet:
         lines.append(f"  preview: {sheet}")
+    for legend in legends:
+        lines.append(f"  colour key: {legend}")
     lines.append(f"  parameter histograms: {hist}")
     return "\n".join(lines)
 
@@ -137,7 +153,7 @@ def find_sample(folder: str, key: str) -> tuple[str, dict]:
 
 def replay_key(folder: str, key: str, out: str | None = None) -> tuple[bool, str]:
     path, stored = find_sample(folder, key)
-    regenerated = replay(stored["json"])
+    regenerated = replay(stored["json"], task=read_card(folder).get("task"))
     lines, ok = [f"{key} from {path}:"], True
     for name, value in regenerated.items():
         same = name in stored and encode(name, value) == encode(name, stored[name]) and np.array_equal(value, stored[name])
@@ -160,10 +176,11 @@ def export_folder(folder: str, out: str, formats) -> tuple[int, int]:
     if unknown or not formats:
         raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_FORMATS)}")
     card = read_card(folder)
-    if not any(name.startswith(("flow", "depth")) for name in card.get("fields", {})):
+    specs = card.get("fields", {})
+    if not any(spec.get("view") in ("flow", "depth") for spec in specs.values()):
         raise PairgenError(f"{folder}: a {card.get('task')} dataset has no flow or depth fields to export")
     count = files = 0
     for _, key, fields in iter_folder(folder, card):
-        files += len(export_sample(fields, out, key, formats))
+        files += len(export_sample(fields, out, key, formats, specs))
         count += 1
     return count, files

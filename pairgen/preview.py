@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -34,6 +35,11 @@ __all__ = [
     "segmentation_to_color",
     "mask_to_color",
     "gray_to_rgb",
+    "normals_to_color",
+    "heatmaps_to_color",
+    "ab_to_color",
+    "VIEWS",
+    "guess_view",
     "field_to_rgb",
     "contact_sheet",
     "parameter_histograms",
@@ -282,36 +288,162 @@ def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dispatch by field
+# Normals, heatmaps, chroma
 # ---------------------------------------------------------------------------------------------
 
+
+def normals_to_color(normals: np.ndarray) -> np.ndarray:
+    """Unit normals (H, W, 3), any frame, as uint8 RGB: (n + 1) / 2 per axis (x -> R, y -> G,
+    z -> B); zero vectors (no surface) are black."""
+    normals = np.asarray(normals, dtype=np.float32)
+    if normals.ndim != 3 or normals.shape[2] != 3:
+        raise ValueError(f"normals_to_color: expected normals of shape (H, W, 3), got {normals.shape}")
+    n = np.nan_to_num(normals)
+    rgb = np.rint(np.clip((n + 1.0) * 0.5, 0.0, 1.0) * 255).astype(np.uint8)
+    rgb[~np.any(n != 0, axis=2)] = 0
+    return rgb
+
+
+def heatmaps_to_color(heatmaps: np.ndarray) -> np.ndarray:
+    """Keypoint heatmaps (K, H, W), values in [0, 1], as uint8 RGB: heatmap k in the fixed colour
+    of id k + 1 (the id palette), scaled by its value; where maps overlap the strongest wins."""
+    heatmaps = np.nan_to_num(np.asarray(heatmaps, dtype=np.float32))
+    if heatmaps.ndim == 2:
+        heatmaps = heatmaps[None]
+    if heatmaps.ndim != 3:
+        raise ValueError(f"heatmaps_to_color: expected heatmaps of shape (K, H, W), got {heatmaps.shape}")
+    k, h, w = heatmaps.shape
+    if k == 0:
+        return np.zeros((h, w, 3), np.uint8)
+    strongest = heatmaps.argmax(axis=0)
+    value = np.clip(heatmaps.max(axis=0), 0.0, 1.0)
+    colors = _id_colors(np.arange(1, k + 1)).astype(np.float32)
+    return np.rint(colors[strongest] * value[..., None]).astype(np.uint8)
+
+
+# Lightness of the chroma preview: a mid gray, so every a*b* pair has a displayable colour.
+_AB_LIGHTNESS = 65.0
+
+
+def ab_to_color(ab: np.ndarray) -> np.ndarray:
+    """CIELAB chroma (H, W, 2), a* and b* in their usual units (about -128..127), as uint8 RGB
+    at a fixed lightness L* = 65: the hue and colourfulness a colorization model predicts."""
+    ab = np.asarray(ab, dtype=np.float32)
+    if ab.ndim != 3 or ab.shape[2] != 2:
+        raise ValueError(f"ab_to_color: expected chroma of shape (H, W, 2), got {ab.shape}")
+    lab = np.concatenate([np.full(ab.shape[:2] + (1,), _AB_LIGHTNESS, np.float32), np.nan_to_num(ab)], axis=2)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def rgb_to_rgb(image: np.ndarray) -> np.ndarray:
+    """An RGB(A) image as uint8 RGB: uint8 as is, alpha dropped, uint16 / 257, float as [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+            return gray_to_rgb(image)
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+    rgb = image[..., :3]
+    if rgb.dtype == np.uint8:
+        return np.ascontiguousarray(rgb)
+    if rgb.dtype == np.uint16:
+        return np.rint(rgb / 257.0).astype(np.uint8)
+    return np.rint(np.clip(np.nan_to_num(rgb.astype(np.float32)), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of views: how every field is shown, by its card's ``view``
+# ---------------------------------------------------------------------------------------------
+
+
+def _single(array: np.ndarray) -> np.ndarray:
+    return array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array
+
+
+def _flow_view(value, reference=None):
+    top = None
+    if reference is not None:  # the reference's largest motion saturates, so both share a scale
+        magnitude = np.hypot(*np.moveaxis(np.nan_to_num(np.asarray(reference, np.float64)), -1, 0))
+        top = float(magnitude.max()) if magnitude.size and magnitude.max() > 0 else None
+    return flow_to_color(value, max_magnitude=top)
+
+
+def _depth_view(value, reference=None):
+    value = _single(np.asarray(value))
+    if reference is None:
+        return depth_to_color(value)
+    ref = _single(np.asarray(reference)).astype(np.float64)
+    valid = ref[np.isfinite(ref) & (ref > 0)]
+    if not valid.size:
+        return depth_to_color(value)
+    near, far = np.percentile(valid, DEPTH_PERCENTILES)
+    return depth_to_color(value, near=float(near), far=float(far))
+
+
+@dataclass(frozen=True)
+class View:
+    """How one kind of field becomes a picture. ``show(value, reference=None)`` -> uint8 RGB
+    (H, W, 3); ``reference`` (optional) is the target a prediction is compared with, so both
+    share a colour scale. ``legend()``: a key picture that ``inspect`` writes beside the
+    previews, or None."""
+
+    show: Callable[..., np.ndarray]
+    summary: str
+    legend: Callable[[], np.ndarray] | None = None
+    legend_file: str = ""
+
+
+VIEWS: dict[str, View] = {
+    "rgb": View(lambda v, reference=None: rgb_to_rgb(v), "8-bit (or 16-bit, or [0, 1] float) RGB as is"),
+    "gray": View(lambda v, reference=None: gray_to_rgb(_single(np.asarray(v))), "one channel as gray"),
+    "flow": View(_flow_view, "optical flow (dx, dy), Middlebury colour wheel", lambda: flow_wheel_legend(128), "flow_wheel.png"),
+    "depth": View(_depth_view, "planar depth, magma over inverse depth, 0 = black"),
+    "ids": View(lambda v, reference=None: segmentation_to_color(np.asarray(v)), "integer ids, one fixed colour per id, 0 = black"),
+    "mask": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "mask, white where set"),
+    "occlusion": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "occlusion mask, white where occluded"),
+    "heatmap": View(lambda v, reference=None: heatmaps_to_color(v), "(K, H, W) heatmaps, one id colour per channel"),
+    "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, (n + 1) / 2 as RGB, no surface black"),
+    "ab": View(lambda v, reference=None: ab_to_color(v), "CIELAB a*b* chroma at L* = 65"),
+}
+
+
+def guess_view(value: np.ndarray) -> str:
+    """The view of an array whose card says none (cards written before views, hand-made ones),
+    from its shape and dtype alone: RGB(A) -> rgb, (H, W, 2) -> flow, bool -> mask, uint8 ->
+    gray, other integers -> ids, float -> depth."""
+    value = np.asarray(value)
+    single = _single(value)
+    if value.ndim == 3 and value.shape[2] in (3, 4):
+        return "rgb"
+    if value.ndim == 3 and value.shape[2] == 2:
+        return "flow"
+    if single.ndim == 2:
+        if single.dtype == bool:
+            return "mask"
+        if single.dtype == np.uint8:
+            return "gray"
+        if np.issubdtype(single.dtype, np.integer):
+            return "ids"
+        if np.issubdtype(single.dtype, np.floating):
+            return "depth"
+    raise ValueError(f"cannot guess a view for an array of dtype {value.dtype} and shape {value.shape}; "
+                     f"give the field a view ({', '.join(VIEWS)})")
+
+
 _ENCODED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
-_NOT_IMAGE_SUFFIXES = (".json", ".txt", ".cls", ".yaml", ".yml")
 
 
-def field_to_rgb(name: str, value: Any) -> np.ndarray | None:
+def field_to_rgb(name: str, value: Any, view: str | None = None, reference: Any = None) -> np.ndarray | None:
     """A sample field as uint8 RGB (H, W, 3) for a preview, or None if it is not a picture.
 
-    name: the field's key, e.g. "lr.png", "flow_fw.npy", "depth.npy", "ids.png", "meta.json".
-    value: the decoded field (a numpy array, or parsed json); encoded image bytes under an
-        image name (.png, .jpg, ...) are decoded first.
-
-    Rules, in order:
-      * json / text fields and anything that is not an array -> None;
-      * name contains "flow" and the array is (H, W, 2) -> flow colors (``flow_to_color``);
-      * name contains "depth" and the array is single-channel numeric -> ``depth_to_color``
-        (so a uint16 depth in millimetres is depth, not instance ids);
-      * (H, W, 3) uint8 -> as is; (H, W, 4) -> alpha dropped; uint16 RGB -> scaled to 8 bit;
-        float RGB -> taken as [0, 1];
-      * single channel: bool -> mask; uint16 or other integer ids -> segmentation palette;
-        uint8 / float -> gray;
-      * arrays with fewer than 2 dimensions -> None; any other image-like array -> ValueError.
+    name: the field's key (for messages, and to tell encoded image bytes: .png, .jpg, ...).
+    value: the decoded field (an array or parsed json), or encoded image bytes.
+    view: the card's ``view`` of the field (a key of ``VIEWS``); None: guessed from the array
+        (``guess_view``). reference: see ``View``.
+    Records (json, text, anything that is not an array of 2+ dimensions) give None.
     """
-    key = name.lower()
-    if key.endswith(_NOT_IMAGE_SUFFIXES):
-        return None
     if isinstance(value, (bytes, bytearray, memoryview)):
-        if not key.endswith(_ENCODED_IMAGE_SUFFIXES):
+        if not name.lower().endswith(_ENCODED_IMAGE_SUFFIXES):
             return None
         try:
             value = decode_image(bytes(value))
@@ -319,32 +451,13 @@ def field_to_rgb(name: str, value: Any) -> np.ndarray | None:
             raise ValueError(f"field {name!r}: {exc}") from None
     if not isinstance(value, np.ndarray) or value.ndim < 2:
         return None
-
-    if "flow" in key and value.ndim == 3 and value.shape[2] == 2:
-        return flow_to_color(value)
-    single = value[..., 0] if value.ndim == 3 and value.shape[2] == 1 else value
-    if "depth" in key and single.ndim == 2 and single.dtype != bool and np.issubdtype(single.dtype, np.number):
-        return depth_to_color(single)
-
-    if value.ndim == 3 and value.shape[2] in (3, 4):
-        rgb = value[..., :3]
-        if rgb.dtype == np.uint8:
-            return np.ascontiguousarray(rgb)
-        if rgb.dtype == np.uint16:
-            return np.rint(rgb / 257.0).astype(np.uint8)
-        if np.issubdtype(rgb.dtype, np.floating):
-            return np.rint(np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255).astype(np.uint8)
-    if single.ndim == 2:
-        if single.dtype == bool:
-            return mask_to_color(single)
-        if single.dtype == np.uint8 or np.issubdtype(single.dtype, np.floating):
-            return gray_to_rgb(single)
-        if np.issubdtype(single.dtype, np.integer):
-            return segmentation_to_color(single)
-    raise ValueError(
-        f"field {name!r}: cannot preview an array of dtype {value.dtype} and shape {value.shape}; "
-        "expected an RGB or gray image, (H, W, 2) flow, (H, W) depth or integer ids"
-    )
+    try:
+        chosen = view or guess_view(value)
+        if chosen not in VIEWS:
+            raise ValueError(f"unknown view {chosen!r} (known: {', '.join(VIEWS)})")
+        return VIEWS[chosen].show(value, reference=reference)
+    except ValueError as exc:
+        raise ValueError(f"field {name!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------

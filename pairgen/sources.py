@@ -27,7 +27,6 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import PairgenError
-from .tasks.base import Skip
 
 IMAGE_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
@@ -43,6 +42,14 @@ EMBEDDED_PHOTOS = (
 
 # Pillow's own bomb check would raise on large images mid-plan; ours runs first with a clear reason.
 Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input that was not used, reported in the dataset card."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True)

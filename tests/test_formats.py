@@ -114,7 +114,10 @@ def test_export_sample_writes_every_format(tmp_path):
     occ[1, 1] = 255
     fields = {"flow.npy": flow, "flow_bwd.npy": -flow, "occ.png": occ,
               "depth0.npy": np.ones(flow.shape[:2], np.float32), "img0.png": np.zeros((5, 7, 3), np.uint8)}
-    written = formats.export_sample(fields, str(tmp_path), "000000001")
+    specs = {"flow.npy": {"role": "target", "view": "flow"}, "flow_bwd.npy": {"role": "aux", "view": "flow"},
+             "occ.png": {"role": "aux", "view": "occlusion"}, "depth0.npy": {"role": "aux", "view": "depth"},
+             "img0.png": {"role": "input", "view": "rgb"}}
+    written = formats.export_sample(fields, str(tmp_path), "000000001", specs=specs)
     names = sorted(p.split("/")[-1] for p in written)
     assert names == sorted([
         "000000001_flow.flo", "000000001_flow_kitti.png", "000000001_flow_noc_kitti.png", "000000001_flow.pfm",

@@ -92,7 +92,7 @@ def periodic_texture(size: int, sigma: float, seed: int = 0) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- the contract
 
-CTX = Context(hr_size=(96, 80), scale=4)
+CTX = Context(input_size=(96, 80), scale=4)
 CONTRACT_IMAGE = texture(48, 40, seed=1, sigma=1.0)
 CONTRACT_IMAGE[0, :4] = 0.0  # exact bounds must survive too
 CONTRACT_IMAGE[1, :4] = 1.0
@@ -322,7 +322,7 @@ def test_resize_output_size_is_as_drawn():
 
 
 ALIGN_HR = texture(256, 256, seed=7, sigma=3.0)
-ALIGN_CTX = Context(hr_size=(256, 256), scale=4)
+ALIGN_CTX = Context(input_size=(256, 256), scale=4)
 
 
 def _upsampled_shift(lr: np.ndarray) -> tuple[float, float]:

@@ -204,25 +204,74 @@ def test_mask_and_gray_helpers():
 # --- field_to_rgb ---------------------------------------------------------------------------
 
 
-def test_field_to_rgb_dispatch():
+def test_field_to_rgb_follows_the_view_not_the_name():
     rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(field_to_rgb("hr.png", rgb), rgb)
+    np.testing.assert_array_equal(field_to_rgb("hr.png", rgb, "rgb"), rgb)
     gray = np.full((8, 8), 77, np.uint8)
-    assert (field_to_rgb("lr.png", gray) == 77).all()
+    assert (field_to_rgb("lr.png", gray, "gray") == 77).all()
     ids = np.array([[0, 3]], dtype=np.uint16)
-    np.testing.assert_array_equal(field_to_rgb("ids.png", ids), segmentation_to_color(ids))
+    np.testing.assert_array_equal(field_to_rgb("anything.png", ids, "ids"), segmentation_to_color(ids))
     flow = np.ones((4, 4, 2), np.float32)
-    np.testing.assert_array_equal(field_to_rgb("flow_fw.npy", flow), flow_to_color(flow))
+    np.testing.assert_array_equal(field_to_rgb("motion.npy", flow, "flow"), flow_to_color(flow))
     depth = np.linspace(1, 5, 16, dtype=np.float32).reshape(4, 4)
-    np.testing.assert_array_equal(field_to_rgb("depth.npy", depth), depth_to_color(depth))
-    # A uint16 depth (millimetres) is depth, not instance ids: the name says so.
+    np.testing.assert_array_equal(field_to_rgb("z.npy", depth, "depth"), depth_to_color(depth))
+    # A uint16 depth (millimetres) is depth, not instance ids, because its card says so.
     depth_mm = (depth * 1000).astype(np.uint16)
-    np.testing.assert_array_equal(field_to_rgb("depth.png", depth_mm), depth_to_color(depth_mm))
+    np.testing.assert_array_equal(field_to_rgb("depth.png", depth_mm, "depth"), depth_to_color(depth_mm))
+    np.testing.assert_array_equal(field_to_rgb("depth.png", depth_mm, "ids"), segmentation_to_color(depth_mm))
+    occ = np.array([[0, 255]], np.uint8)
+    np.testing.assert_array_equal(field_to_rgb("occ.png", occ, "occlusion"), [[[0, 0, 0], [255, 255, 255]]])
     assert field_to_rgb("meta.json", {"ops": []}) is None
     assert field_to_rgb("meta.json", b"{}") is None
     assert field_to_rgb("__key__", "sample-000001") is None
+    with pytest.raises(ValueError, match="x.npy.*unknown view 'sparkle'"):
+        field_to_rgb("x.npy", depth, "sparkle")
+
+
+def test_views_guessed_from_the_array_when_the_card_has_none():
+    assert preview.guess_view(np.zeros((4, 4, 3), np.uint8)) == "rgb"
+    assert preview.guess_view(np.zeros((4, 4, 2), np.float32)) == "flow"
+    assert preview.guess_view(np.zeros((4, 4), np.uint16)) == "ids"
+    assert preview.guess_view(np.zeros((4, 4), np.uint8)) == "gray"
+    assert preview.guess_view(np.zeros((4, 4), np.float32)) == "depth"
+    assert preview.guess_view(np.zeros((4, 4), bool)) == "mask"
     float_rgb = np.full((2, 2, 3), 0.5, np.float32)
     assert (field_to_rgb("hr.npy", float_rgb) == 128).all()
+
+
+def test_every_view_shows_its_kind_of_array():
+    """Each view of the table turns a typical field into an (H, W, 3) uint8 picture."""
+    examples = {
+        "rgb": np.zeros((6, 5, 3), np.uint8), "gray": np.zeros((6, 5), np.uint8),
+        "flow": np.ones((6, 5, 2), np.float32), "depth": np.ones((6, 5), np.float32),
+        "ids": np.arange(30, dtype=np.uint16).reshape(6, 5), "mask": np.zeros((6, 5), np.uint8),
+        "occlusion": np.zeros((6, 5), np.uint8), "heatmap": np.zeros((17, 6, 5), np.float32),
+        "normals": np.zeros((6, 5, 3), np.float32), "ab": np.zeros((6, 5, 2), np.float32),
+    }
+    assert set(examples) == set(preview.VIEWS)
+    for view, value in examples.items():
+        picture = field_to_rgb(f"x.{view}", value, view)
+        assert picture.dtype == np.uint8 and picture.shape == (6, 5, 3), view
+
+
+def test_heatmap_normals_and_chroma_views():
+    heat = np.zeros((2, 4, 4), np.float32)
+    heat[0, 1, 1] = 1.0
+    heat[1, 2, 3] = 0.5
+    picture = preview.heatmaps_to_color(heat)
+    assert picture[0, 0].tolist() == [0, 0, 0]
+    colors = preview._id_colors(np.array([1, 2]))
+    assert picture[1, 1].tolist() == colors[0].tolist()
+    assert picture[2, 3].tolist() == np.rint(colors[1] * 0.5).astype(int).tolist()
+    normals = np.zeros((1, 3, 3), np.float32)
+    normals[0, 0] = (0, 0, -1)  # facing the camera (OpenCV frame)
+    normals[0, 1] = (1, 0, 0)
+    np.testing.assert_array_equal(preview.normals_to_color(normals)[0], [[128, 128, 0], [255, 128, 128], [0, 0, 0]])
+    ab = np.array([[[0, 0], [60, 0], [0, 60]]], np.float32)  # neutral, red-magenta, yellow
+    picture = preview.ab_to_color(ab).astype(int)
+    assert abs(picture[0, 0, 0] - picture[0, 0, 2]) <= 1  # neutral is gray
+    assert picture[0, 1, 0] > picture[0, 1, 1] + 60  # +a*: red over green
+    assert picture[0, 2, 0] > picture[0, 2, 2] + 60 and picture[0, 2, 1] > picture[0, 2, 2] + 60  # +b*: yellow
 
 
 def test_field_to_rgb_decodes_png_bytes_in_rgb_order():
@@ -238,6 +287,8 @@ def test_field_to_rgb_decodes_png_bytes_in_rgb_order():
 def test_field_to_rgb_names_the_field_it_cannot_show():
     with pytest.raises(ValueError, match="weird.npy"):
         field_to_rgb("weird.npy", np.zeros((4, 4, 5), np.float32))
+    with pytest.raises(ValueError, match="weird.npy"):
+        field_to_rgb("weird.npy", np.zeros((4, 4, 5), np.float32), "flow")
 
 
 # --- contact sheet --------------------------------------------------------------------------

@@ -8,7 +8,10 @@ from pairgen import ops
 from pairgen.api import make_task
 from pairgen.errors import RecipeError
 from pairgen.recipes import apply_overrides, builtin_recipes, read_recipe
+from pairgen.preview import VIEWS
 from pairgen.rng import sample_rng
+from pairgen.steps import run_steps
+from pairgen.tasks import registered_tasks
 
 
 def write(tmp_path, text, name="mine.yaml"):
@@ -20,10 +23,46 @@ def write(tmp_path, text, name="mine.yaml"):
 def test_builtin_recipes_compile():
     assert {"superres", "superres-bsrgan", "superres-bicubic", "flow", "depth"} <= set(builtin_recipes())
     for name in builtin_recipes():
-        _, task = make_task(name)
-        assert task.fields() and task.card()
-        if task.name == "superres":
-            assert task.degrade_steps
+        recipe_name, task = make_task(name)
+        assert recipe_name == name and type(task) is registered_tasks()[read_recipe(name)[2]["task"]]
+        fields = task.fields()
+        roles = [spec.role for spec in fields.values()]
+        assert roles.count("meta") == 1 and fields["json"].role == "meta", name
+        assert "input" in roles and "target" in roles, name
+        for field, spec in fields.items():
+            assert spec.role in ("input", "target", "aux", "meta"), (name, field)
+            assert (spec.view in VIEWS) == (spec.role != "meta"), (name, field, spec.view)
+            assert field.rsplit(".", 1)[-1] in ("png", "npy", "json"), (name, field)
+        card = task.card()
+        if task.replayable:  # photo recipes: the resolved recipe in the card lists every step with its settings
+            assert card["recipe"]["task"] == task.name and card["recipe"]["degrade"], name
+            assert all("op" in step or "one_of" in step or "shuffle" in step for step in card["recipe"]["degrade"])
+        else:
+            assert card["render"]["samples"] == 4 and card["conventions"]["depth"], name
+
+
+def test_every_registered_task_has_a_builtin_recipe_and_a_test():
+    import os
+
+    recipes_by_task = {read_recipe(name)[2]["task"] for name in builtin_recipes()}
+    tests = os.listdir(os.path.dirname(__file__))
+    for name, task_class in registered_tasks().items():
+        assert name in recipes_by_task, f"task {name} has no recipe in recipes/"
+        assert f"test_{name}.py" in tests or name in ("superres", "flow", "depth"), f"task {name} has no tests/test_{name}.py"
+        assert task_class.Options is not None and task_class.name == name
+
+
+def test_an_option_of_another_task_is_a_usage_error_named_by_the_task(tmp_path):
+    from pairgen.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"--normals is not an option of recipe 'superres' \(task superres; its options: --crop, --crops-per-image, --scale\)"):
+        make_task("superres", normals=True)
+    with pytest.raises(UsageError, match="--scale is not an option of recipe 'flow'"):
+        make_task("flow", scale=2)
+    with pytest.raises(UsageError, match="--normals is not an option of recipe 'flow'"):
+        make_task("flow", normals=True)
+    with pytest.raises(RecipeError, match="unknown task 'superress'"):
+        make_task(write(tmp_path, "task: superress\n"))
 
 
 def test_unknown_operation_names_file_line_and_allowed(tmp_path):
@@ -74,8 +113,6 @@ def test_shuffle_keeps_declared_order():
     image = ops.to_float(data.astronaut()[:128, :128])
     for i in range(20):
         record = []
-        from pairgen.recipes import run_steps
-
         run_steps(task.degrade_steps, image, sample_rng(i, "x"), ops.Context((128, 128), 4), record)
         labels = [r["label"] for r in record]
         downs = [j for j, l in enumerate(labels) if l.startswith("intermediate_downsample")]
@@ -116,7 +153,8 @@ def test_lr_and_hr_share_the_pixel_grid(recipe):
     for i in range(24):
         rng = sample_rng(0, f"align{i}")
         y, x = rng.integers(0, 512 - 128, size=2)
-        hr, lr = task._degrade(photo, (int(x), int(y), int(x) + 128, int(y) + 128), rng, {})
+        fields = task.make_crop(photo[int(y):int(y) + 128, int(x):int(x) + 128], rng, {})
+        hr, lr = fields["hr.png"], fields["lr.png"]
         shifts.append(phase_shift(hr, lr, 4))
     shifts = np.array(shifts)
     assert np.all(np.abs(np.median(shifts, axis=0)) < 0.1), (recipe, np.median(shifts, axis=0))

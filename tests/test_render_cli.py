@@ -82,10 +82,11 @@ def test_render_depth_with_normals_and_step(blends, tmp_path):
         (["render-flow", "{nocam}"], 1, "camera"),
         (["render-flow", "{plain}", "--frames", "3-9"], 1, "frame"),
         (["render-flow", "{plain}", "--frames", "abc"], 2, "--frames must look like A-B"),
-        (["render-flow", "{plain}", "--normals"], 2, "--normals is an option of depth recipes"),
-        (["build", "flow", "--normals", "--scenes", "1"], 2, "--normals is an option of depth recipes"),
+        (["render-flow", "{plain}", "--normals"], 2, "No such option '--normals'"),
+        (["build", "flow", "--normals", "--scenes", "1"], 2, "--normals is not an option of recipe 'flow' (task flow; its options: --blend, --scenes"),
         (["render-flow", "{plain}", "--resolution", "64"], 2, "--resolution must look like"),
-        (["build", "superres", "--samples", "4"], 2, "option of rendered recipes"),
+        (["build", "superres", "--samples", "4"], 2, "--samples is not an option of recipe 'superres' (task superres; its options: --crop, --crops-per-image, --scale)"),
+        (["build", "flow", "--scenes", "1", "--blend", "{plain}"], 2, "--scenes is for procedural scenes"),
     ],
 )
 def test_render_errors(blends, tmp_path, args, status, message):

@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))  # `train/` is a folder of the repository, not an 
 from train import fit  # noqa: E402
 from train.data import (DataError, KeyHoldout, Prepare, TrainStream, check_shards, epoch_samples, load_card,
                         to_model, worker_error_text)
-from train.losses import VGG16Features, WeightsError, depth_loss, gram_matrix, load_vgg16, task_loss
+from train.kinds import KINDS
+from train.losses import VGG16Features, WeightsError, depth_loss, gram_matrix, load_vgg16
 from train.metrics import depth_metrics, epe, psnr, ssim
 from train.models import Generator, PatchGAN  # noqa: E402
 
@@ -450,7 +451,7 @@ def test_losses():
     pred = torch.zeros(1, 2, 4, 4)
     pred[:, 0] = 3.0
     pred[:, 1] = 4.0
-    loss, parts = task_loss("flow", pred, target)
+    loss, parts = KINDS["flow"].loss(pred, target)
     assert abs(float(loss) - 5.0) < 1e-4 and abs(parts["epe"] - 5.0) < 1e-4
     depth = torch.full((1, 4, 4), 2.0)
     depth[0, 0] = 0.0  # invalid row: the prediction there must not matter
@@ -463,7 +464,7 @@ def test_losses():
     assert torch.allclose(gram_matrix(feats), torch.full((1, 2, 2), 9.0 / 18.0))
     logits = torch.zeros(1, 3, 2, 2)
     logits[:, 1] = 10.0
-    ce, _ = task_loss("segment", logits, torch.ones(1, 2, 2, dtype=torch.long))
+    ce, _ = KINDS["segment"].loss(logits, torch.ones(1, 2, 2, dtype=torch.long))
     assert float(ce) < 1e-3
 
 

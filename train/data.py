@@ -462,10 +462,6 @@ def channel_count(array: np.ndarray) -> int:
     return 1 if array.ndim == 2 else int(array.shape[2])
 
 
-def spatial_multiple(depth: int) -> int:
-    return 2 ** depth
-
-
 def round_crop(crop: int, height: int, width: int, multiple: int) -> int:
     """Largest crop <= ``crop`` and <= the image that the U-Net's ``multiple`` divides."""
     side = min(crop, height, width)

@@ -6,9 +6,10 @@
     python train/fit.py shards/ --out runs/sr1 --resume
     python train/fit.py flow_shards/ --out runs/flow1
 
-The folder's ``dataset.json`` says which fields are inputs and targets and what the task is;
-the task picks the loss, the metrics and the baseline (see ``TASK_KINDS``). Unknown tasks with
-PNG inputs and targets train as generic image-to-image. Inputs are brought to the target's
+The folder's ``dataset.json`` says which fields are inputs and targets and the task's kind
+(``train_kind``); the kind picks the loss, the metrics, the baseline and the output head (see
+``train/kinds.py``). Cards without a kind with PNG inputs and targets train as generic
+image-to-image. Inputs are brought to the target's
 pixel grid first (bicubic), so super-resolution trains on the upsampled LR.
 
 Writes to ``--out``: ``metrics.jsonl`` (one object per logged step: ``step``, ``loss``, ...;
@@ -38,15 +39,10 @@ import torch
 from train.data import (Card, DataError, KeyHoldout, Prepare, TrainStream, channel_count, check_shards,
                         decode_field, eval_samples, first_sample, load_card, round_crop, to_model,
                         worker_error_text)
-from train.losses import GANLoss, WeightsError, load_vgg16, task_loss
-from train.metrics import sample_metrics, summarize
+from train.kinds import Kind, kind_of, sample_metrics
+from train.losses import GANLoss, WeightsError, load_vgg16
+from train.metrics import summarize
 from train.models import Generator, PatchGAN
-
-# task name in the card -> task kind (loss, metrics, baseline, output head); anything else with
-# PNG targets is "image": L1, PSNR/SSIM against the input as prediction.
-TASK_KINDS = {"flow": "flow", "depth": "depth", "segment": "segment", "keypoints": "keypoints", "style": "style"}
-# the headline metric of each kind, for the console
-HEADLINE = {"image": "psnr", "style": "psnr", "flow": "epe", "depth": "absrel", "keypoints": "mse", "segment": "miou"}
 
 # settings that fix the model or the data order; --resume takes them from the checkpoint
 RUN_SETTINGS = ("crop", "batch_size", "depth", "width", "norm", "dropout", "output", "lr", "beta1", "beta2",
@@ -123,7 +119,7 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
 @dataclass
 class RunData:
     card: Card
-    kind: str
+    kind: Kind
     prepare: Prepare  # for training (cropped)
     train_paths: list[str]
     train_keep: KeyHoldout | None
@@ -148,10 +144,13 @@ def segment_classes(card: Card) -> int:
 
 def prepare_data(args: argparse.Namespace) -> RunData:
     card = load_card(args.folder)
-    kind = TASK_KINDS.get(card.task, "image")
-    if kind in ("image", "style") and not all(n.endswith(".png") for n in card.targets):
-        raise DataError(f"{card.card_path}: task '{card.task}' has non-PNG targets {list(card.targets)}; "
-                        f"the trainer knows losses for image, flow and depth targets only")
+    try:
+        kind = kind_of(card.raw, card.fields[card.targets[0]].get("view"))
+    except KeyError as exc:
+        raise DataError(f"{card.card_path}: {exc.args[0]}") from None
+    if kind.input_baseline and not all(n.endswith(".png") for n in card.targets):
+        raise DataError(f"{card.card_path}: task '{card.task}' has non-PNG targets {list(card.targets)} and no "
+                        f"train_kind; the trainer knows image targets as PNG only")
     check_shards(card)
     sample = first_sample(card)
     where = f"{card.shards[0].path}: sample {sample['__key__']}"
@@ -161,10 +160,10 @@ def prepare_data(args: argparse.Namespace) -> RunData:
         if shape and all(isinstance(s, int) for s in shape) and list(array.shape) != list(shape):
             raise DataError(f"{where}: field {name} has shape {list(array.shape)} but {card.card_path} says {shape}")
     in_channels = sum(channel_count(decoded[n]) for n in card.inputs)
-    labels = kind == "segment"
+    labels = kind.labels
     out_channels = segment_classes(card) if labels else sum(channel_count(decoded[n]) for n in card.targets)
     first_in = channel_count(decoded[card.inputs[0]])
-    baseline_channels = first_in if kind == "image" and first_in in (out_channels, 1) else None
+    baseline_channels = first_in if kind.input_baseline and first_in in (out_channels, 1) else None
 
     height, width = decoded[card.targets[0]].shape[:2]
     multiple = 2**args.depth
@@ -204,53 +203,19 @@ def prepare_data(args: argparse.Namespace) -> RunData:
 # pictures
 
 
-def _rgb(chw: np.ndarray) -> np.ndarray:
-    """[-1, 1] (C, H, W) -> uint8 (H, W, 3): first three channels, gray repeated."""
-    img = chw[:3] if chw.shape[0] >= 3 else np.repeat(chw[:1], 3, axis=0)
-    return (np.clip((img.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255) + 0.5).astype(np.uint8)
+def panels(data: RunData, inputs: tuple, output: np.ndarray, targets: tuple) -> list[np.ndarray]:
+    """One sample's pictures: every input field, the prediction, every target field, each
+    through its field's view (``pairgen.preview.VIEWS``, as ``pairgen inspect`` shows them);
+    the prediction is shown in its target's convention and colour scale."""
+    from pairgen.preview import field_to_rgb
 
-
-def _flow_rgb(flow: np.ndarray, max_magnitude: float) -> np.ndarray:
-    """(2, H, W) flow -> colour wheel: hue = direction, saturation = magnitude / max_magnitude."""
-    dx, dy = np.nan_to_num(flow[0]), np.nan_to_num(flow[1])
-    hsv = np.zeros(dx.shape + (3,), np.uint8)
-    hsv[..., 0] = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * 179).astype(np.uint8)
-    hsv[..., 1] = np.clip(np.hypot(dx, dy) / max(max_magnitude, 1e-6) * 255, 0, 255).astype(np.uint8)
-    hsv[..., 2] = 255
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
-def _depth_rgb(depth: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Planar depth -> magma colours of inverse depth scaled by the reference's range; 0 -> black."""
-    valid = reference > 0
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0.0)
-    ref_inv = 1.0 / reference[valid] if valid.any() else np.ones(1)
-    lo, hi = float(ref_inv.min()), float(ref_inv.max())
-    scaled = np.clip((inv - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = cv2.cvtColor(cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
-    rgb[depth <= 0] = 0
-    return rgb
-
-
-def _ids_rgb(ids: np.ndarray) -> np.ndarray:
-    ids = ids.astype(np.int64)
-    return np.stack([(ids * 67) % 256, (ids * 149) % 256, (ids * 211) % 256], axis=-1).astype(np.uint8)
-
-
-def panels(kind: str, x: np.ndarray, output: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-    """input | output | target pictures of one sample (output in the model's convention)."""
-    if kind == "flow":
-        top = float(np.nanmax(np.hypot(y[0], y[1]))) if np.isfinite(y).any() else 1.0
-        return [_rgb(x), _flow_rgb(output, top), _flow_rgb(y, top)]
-    if kind == "depth":
-        return [_rgb(x), _depth_rgb(np.exp(np.clip(output[0], -12, 12)), y[0]), _depth_rgb(y[0], y[0])]
-    if kind == "segment":
-        return [_rgb(x), _ids_rgb(output.argmax(0)), _ids_rgb(y)]
-    if kind == "keypoints":
-        def heat(h):
-            return _rgb(np.clip(h.sum(0, keepdims=True), 0, 1) * 2 - 1)
-        return [_rgb(x), heat(output), heat(y)]
-    return [_rgb(x), _rgb(output), _rgb(y)]
+    fields = data.card.fields
+    names = data.card.inputs + data.card.targets
+    shown = [field_to_rgb(n, a, fields[n].get("view")) for n, a in zip(names, inputs + targets)]
+    first = data.card.targets[0]
+    guess = field_to_rgb(first, data.kind.prediction(output), fields[first].get("view"), reference=targets[0])
+    n = len(data.card.inputs)
+    return shown[:n] + [guess] + shown[n:]
 
 
 def write_grid(path: Path, rows: list[list[np.ndarray]]) -> None:
@@ -285,17 +250,16 @@ def evaluate(model, data: RunData, device, loss_kwargs: dict, grid_path: Path | 
     model.eval()
     per_sample: dict[str, list[float]] = defaultdict(list)
     losses, rows = [], []
-    labels = data.kind == "segment"
     for i, (_key, inputs, targets) in enumerate(data.val):
         x = to_model([torch.from_numpy(a)[None].to(device) for a in inputs])
-        y = to_model([torch.from_numpy(a)[None].to(device) for a in targets], labels=labels)
+        y = to_model([torch.from_numpy(a)[None].to(device) for a in targets], labels=data.kind.labels)
         output = model(x)
-        loss, _ = task_loss(data.kind, output, y, x, **loss_kwargs)
+        loss, _ = data.kind.loss(output, y, x, **loss_kwargs)
         losses.append(float(loss))
         for k, v in sample_metrics(data.kind, output, y, baseline_for(data, x)).items():
             per_sample[k] += v
         if grid_path is not None and i < grid_samples:
-            rows.append(panels(data.kind, x[0].cpu().numpy(), output[0].float().cpu().numpy(), y[0].cpu().numpy()))
+            rows.append(panels(data, inputs, output[0].float().cpu().numpy(), targets))
     model.train()
     if rows:
         write_grid(grid_path, rows)
@@ -412,19 +376,17 @@ def train(argv: list[str] | None = None) -> int:
 
     data = prepare_data(args)
     vgg = load_vgg16(args.perceptual_weights).to(device) if args.perceptual_weights else None
-    if data.kind == "style" and vgg is None:
-        raise WeightsError("task 'style' needs --perceptual-weights PATH (a local torchvision vgg16 .pth) for its Gram-matrix loss")
-    if args.gan and data.kind == "segment":
-        raise DataError("--gan is not supported for segmentation")
+    if data.kind.needs_vgg and vgg is None:
+        raise WeightsError(f"task '{data.card.task}' ({data.kind.name}) needs --perceptual-weights PATH (a local "
+                           "torchvision vgg16 .pth) for its loss")
+    if args.gan and not data.kind.supports_gan:
+        raise DataError(f"--gan is not supported for {data.kind.name} tasks")
     output = args.output
     if output == "auto":
-        if data.kind == "image":
-            output = "residual" if data.baseline_channels == data.out_channels else "tanh"
-        else:
-            output = "tanh" if data.kind == "style" else "linear"
+        output = data.kind.head(data.baseline_channels, data.out_channels)
     args.output = output
     config = {key: getattr(args, key) for key in RUN_SETTINGS + SCHEDULE_SETTINGS}
-    config.update(folder=str(args.folder), task=data.card.task, kind=data.kind, in_channels=data.in_channels,
+    config.update(folder=str(args.folder), task=data.card.task, kind=data.kind.name, in_channels=data.in_channels,
                   out_channels=data.out_channels, steps=args.steps)
 
     torch.manual_seed(args.seed)
@@ -455,7 +417,7 @@ def train(argv: list[str] | None = None) -> int:
     loss_kwargs = {"vgg": vgg, "perceptual_weight": args.lambda_perceptual, "style_weight": args.lambda_style}
     gan_loss = GANLoss()
     say = print if main_process else (lambda *a, **k: None)
-    say(f"{data.card.card_path}: task {data.card.task} ({data.kind}), {len(data.train_paths)} training shard(s), "
+    say(f"{data.card.card_path}: task {data.card.task} ({data.kind.name}), {len(data.train_paths)} training shard(s), "
         f"held out: {data.holdout} ({len(data.val)} samples); {data.in_channels} -> {data.out_channels} channels, "
         f"crop {args.crop}, U-Net depth {args.depth} width {args.width}, output {output}, device {device}"
         + (f"; resuming at step {start} from {state['path']}" if state is not None else ""), flush=True)
@@ -483,7 +445,7 @@ def train(argv: list[str] | None = None) -> int:
         if final or step % args.eval_every == 0:
             result = evaluate(model, data, device, loss_kwargs, out / "samples" / f"step_{step:06d}.png")
             log_row(log_path, {"step": step, "split": "val", **result})
-            head = HEADLINE[data.kind]
+            head = data.kind.headline
             base = result.get(f"baseline_{head}")
             msg = f"step {step}: val loss {result['loss']:.4f}, {head} {result.get(head, float('nan')):.4f}"
             bar.write(msg + (f" (baseline {base:.4f})" if base is not None else ""))
@@ -501,7 +463,7 @@ def train(argv: list[str] | None = None) -> int:
                 raise DataError(worker_error_text(exc)) from None
             data_wait += time.perf_counter() - t0
             x = to_model([t.to(device, non_blocking=True) for t in inputs])
-            y = to_model([t.to(device, non_blocking=True) for t in targets], labels=data.kind == "segment")
+            y = to_model([t.to(device, non_blocking=True) for t in targets], labels=data.kind.labels)
             fake = train_model(x)
             parts: dict[str, float] = {}
             if disc is not None:
@@ -514,7 +476,7 @@ def train(argv: list[str] | None = None) -> int:
                 disc.requires_grad_(False)
                 parts["d_loss"] = float(d_loss.detach())
             optimizer.zero_grad(set_to_none=True)
-            rec, rec_parts = task_loss(data.kind, fake, y, x, **loss_kwargs)
+            rec, rec_parts = data.kind.loss(fake, y, x, **loss_kwargs)
             loss = args.lambda_task * rec
             parts.update(rec_parts)
             if disc is not None:

@@ -1,4 +1,5 @@
-"""Training losses by task, and the frozen VGG16 used by the perceptual and style losses.
+"""Training losses, and the frozen VGG16 used by the perceptual and style losses (which loss a
+task gets: ``train/kinds.py``).
 
 Value conventions follow ``train/data.py``: images in [-1, 1], flow in pixels (dx, dy), depth
 planar with 0 = invalid (the depth head predicts log-depth), segmentation targets as int64 ids.
@@ -117,11 +118,6 @@ def end_point_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return epe[valid].mean() if valid.any() else epe.sum() * 0.0
 
 
-def depth_from_output(output: torch.Tensor) -> torch.Tensor:
-    """The depth head predicts log-depth; clamped so exp stays finite."""
-    return torch.exp(output.clamp(-12.0, 12.0))
-
-
 def depth_loss(output: torch.Tensor, target: torch.Tensor, si_weight: float = 1.0, variance_focus: float = 0.5) -> tuple[torch.Tensor, dict]:
     """L1 on depth plus the scale-invariant log loss (Eigen et al. 2014, lambda 0.5), both over
     valid pixels (target > 0). ``output`` is log-depth, ``target`` planar depth."""
@@ -143,47 +139,3 @@ class GANLoss(nn.Module):
     def forward(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits, target)
-
-
-def task_loss(kind: str, output: torch.Tensor, target: torch.Tensor, content: torch.Tensor | None = None, *,
-              vgg: VGG16Features | None = None, perceptual_weight: float = 1.0,
-              style_weight: float = 1e5) -> tuple[torch.Tensor, dict]:
-    """The reconstruction loss of one task kind and its named parts (floats, for logging).
-
-    image: L1 (+ perceptual with ``vgg``); flow: end-point error; depth: L1 + SI-log;
-    keypoints: MSE of heatmaps; segment: cross-entropy; style (unpaired: the target is a style
-    image, not the answer): perceptual content loss to ``content`` (the input) + Gram-matrix
-    style loss to the target, ``vgg`` required."""
-    parts: dict[str, float] = {}
-    if kind == "flow":
-        loss = end_point_error(output, target)
-        parts["epe"] = float(loss.detach())
-        return loss, parts
-    if kind == "depth":
-        return depth_loss(output[:, 0], target[:, 0])
-    if kind == "keypoints":
-        loss = F.mse_loss(output, target)
-        parts["mse"] = float(loss.detach())
-        return loss, parts
-    if kind == "segment":
-        loss = F.cross_entropy(output, target)
-        parts["ce"] = float(loss.detach())
-        return loss, parts
-    if kind == "style":
-        if vgg is None:
-            raise WeightsError("the style task needs --perceptual-weights (VGG16) for its Gram-matrix loss")
-        if content is None:
-            raise ValueError("the style loss needs the content image")
-        c = perceptual_loss(vgg, output, content[:, :3])
-        s = style_loss(vgg, output, target)
-        parts.update(content=float(c.detach()), style=float(s.detach()))
-        return perceptual_weight * c + style_weight * s, parts
-    if kind != "image":
-        raise ValueError(f"unknown task kind '{kind}'")
-    loss = F.l1_loss(output, target)
-    parts["l1"] = float(loss.detach())
-    if vgg is not None and output.shape[1] == 3:
-        p = perceptual_loss(vgg, output, target)
-        parts["perceptual"] = float(p.detach())
-        loss = loss + perceptual_weight * p
-    return loss, parts

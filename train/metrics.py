@@ -1,4 +1,4 @@
-"""Evaluation metrics by task kind, each next to a trivial baseline.
+"""Evaluation metrics, each next to a trivial baseline (which a task gets: ``train/kinds.py``).
 
 Images are compared in [0, 1] (model values in [-1, 1] are mapped and clipped): PSNR in dB
 (data range 1, whole image, capped at 100 dB) and SSIM (Wang et al. 2004: 11x11 Gaussian
@@ -101,34 +101,6 @@ def segment_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, flo
 def _mean(values: torch.Tensor) -> float:
     values = values[torch.isfinite(values)]
     return float(values.mean()) if values.numel() else math.nan
-
-
-def sample_metrics(kind: str, output: torch.Tensor, target: torch.Tensor,
-                   baseline: torch.Tensor | None) -> dict[str, list[float]]:
-    """Per-sample metric lists for one batch (merged over batches by ``summarize``).
-
-    ``output`` is the model's output in its task convention (depth: log-depth; segment:
-    logits); ``baseline`` the trivial prediction in the target's convention, or None."""
-    if kind in ("image", "style"):
-        out = {"psnr": psnr(to_unit(output), to_unit(target)), "ssim": ssim(to_unit(output), to_unit(target))}
-        if baseline is not None:
-            out["baseline_psnr"] = psnr(to_unit(baseline), to_unit(target))
-            out["baseline_ssim"] = ssim(to_unit(baseline), to_unit(target))
-    elif kind == "flow":
-        out = {"epe": epe(output, target), "baseline_epe": epe(torch.zeros_like(target), target)}
-    elif kind == "depth":
-        depth = torch.exp(output[:, 0].clamp(-12.0, 12.0))
-        absrel, delta1 = depth_metrics(depth, target[:, 0])
-        base_absrel, base_delta1 = depth_metrics(median_depth_baseline(target[:, 0]), target[:, 0])
-        out = {"absrel": absrel, "delta1": delta1, "baseline_absrel": base_absrel, "baseline_delta1": base_delta1}
-    elif kind == "keypoints":
-        out = {"mse": ((output - target) ** 2).flatten(1).mean(1),
-               "baseline_mse": (target**2).flatten(1).mean(1)}
-    elif kind == "segment":
-        return {k: [v] for k, v in segment_metrics(output, target).items()}
-    else:
-        raise ValueError(f"unknown task kind '{kind}'")
-    return {k: [float(v) for v in vals] for k, vals in out.items()}
 
 
 def summarize(per_sample: dict[str, list[float]]) -> dict[str, float]:

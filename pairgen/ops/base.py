@@ -8,7 +8,8 @@ An operation is three things registered under one name:
   random left. Fields are JSON scalars or tuples of them. Random fields (noise) are described by
   an integer ``seed`` so that ``apply`` stays pure and replay is bit-exact.
 * ``sample(rng, config, image_shape, ctx) -> Params`` draws from a ``numpy.random.Generator``;
-  ``apply(image, params) -> image`` is pure: it draws nothing and never modifies its input.
+  ``apply(image, params) -> image`` (or ``WithOutputs(image, {name: array})`` when it makes
+  more, e.g. a mask) is pure: it draws nothing and never modifies its input.
 
 Images inside a pipeline are float32 arrays, (H, W, 3), C-contiguous, values in [0, 1],
 x right / y down, pixel centres at integer + 0.5 (OpenCV's convention).
@@ -16,8 +17,8 @@ x right / y down, pixel centres at integer + 0.5 (OpenCV's convention).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -29,16 +30,35 @@ from .util import unit_to_uint8
 class Context:
     """What a sampler may need to know beyond the current image.
 
-    hr_size: (height, width) of the HR crop in pixels.
-    scale: the integer super-resolution factor; the LR target is hr_size // scale.
+    input_size: (height, width) of the image the pipeline starts from (the HR crop), pixels.
+    scale: the integer factor between input and target (super-resolution; 1 elsewhere).
+    target_size: (height, width) the pipeline must end at; default ``input_size // scale``.
+    extra: task-specific, read-only facts for samplers (e.g. a mask library, the image's
+        annotations, a film preset), by name.
     """
 
-    hr_size: tuple[int, int]
-    scale: int
+    input_size: tuple[int, int]
+    scale: int = 1
+    target_size: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.target_size is None:
+            object.__setattr__(self, "target_size", (self.input_size[0] // self.scale, self.input_size[1] // self.scale))
 
     @property
-    def target_size(self) -> tuple[int, int]:
-        return (self.hr_size[0] // self.scale, self.hr_size[1] // self.scale)
+    def hr_size(self) -> tuple[int, int]:
+        """The super-resolution name of ``input_size``."""
+        return self.input_size
+
+
+class WithOutputs(NamedTuple):
+    """What ``apply`` returns when it makes more than the pipeline's image: ``image`` goes on
+    down the pipeline, ``outputs`` (name -> array, e.g. {"mask": ...}) are collected by the step
+    runner for the task."""
+
+    image: np.ndarray
+    outputs: dict
 
 
 @dataclass(frozen=True)

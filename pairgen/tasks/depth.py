@@ -1,22 +1,21 @@
 """Rendered depth: single frames of a user's .blend or of procedural scenes.
 
 One sample per frame: ``rgb.png``, ``depth.npy``, ``seg.png``, ``normal.npy`` (with
-``normals=True``) and ``json``. Options and sources as in ``flow.RenderedTask``; ``step`` is the
-stride between rendered frames of a .blend.
+``normals=True``) and ``json``. Options and sources as in ``rendered.RenderedTask``; ``step`` is
+the stride between rendered frames of a .blend.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import __version__
-from .base import FieldSpec, WorkItem
-from .flow import FLOW_CONVENTIONS
-from .rendered import RenderedTask, frame_number, frame_record, frame_seed
+from . import register_task
+from .base import FieldSpec, WorkItem, option
+from .rendered import RENDER_CONVENTIONS, RenderedTask, RenderOptions, frame_number, frame_record, frame_seed
 
-DEPTH_CONVENTIONS = {
-    key: FLOW_CONVENTIONS[key] for key in ("depth", "segmentation", "cameras", "keypoints", "rgb")
-}
+DEPTH_CONVENTIONS = dict(RENDER_CONVENTIONS)
 DEPTH_CONVENTIONS["normals"] = ("normal.npy: unit surface normals in the camera frame of the OpenCV convention (x right, "
                                 "y down, z forward; surfaces facing the camera have negative z), float32 (H, W, 3); 0 "
                                 "where no surface. From Blender's Normal pass (shading normals, first sample)")
@@ -24,26 +23,44 @@ DEPTH_CONVENTIONS["background"] = ("procedural scenes are closed rooms: every pi
                                    "background pixels have depth 0 and id 0")
 
 
+@dataclass(frozen=True)
+class DepthOptions(RenderOptions):
+    normals: bool | None = option(bool, "Also write camera-space normals (normal.npy) (default: the recipe's).")
+
+
+@register_task
 class DepthTask(RenderedTask):
     """Depth frames; normals: also write camera-space normals (``normal.npy``)."""
 
     name = "depth"
     pairs = False
+    Options = DepthOptions
+    recipe_keys = RenderedTask.recipe_keys | {"normals"}
+    train_kind = "depth"
+    command = ("render-depth", "blend", "Render planar depth, instance ids (and normals with --normals) for every "
+               "frame of BLEND. The file's scripts never run.")
 
     def __init__(self, *args, normals: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.normals = bool(normals)
 
+    @classmethod
+    def recipe_settings(cls, raw):
+        return {"normals": bool(raw["normals"])} if "normals" in raw else {}
+
+    def options_record(self):
+        return {**super().options_record(), "normals": self.normals}
+
     def fields(self):
         w, h = self.resolution if self.resolution else (None, None)
         fields = {
-            "rgb.png": FieldSpec("input", "uint8", [h, w, 3], "rendered RGB frame, 8-bit sRGB"),
-            "depth.npy": FieldSpec("target", "float32", [h, w], "planar depth (distance along the optical axis), scene units, 0 = no surface"),
-            "seg.png": FieldSpec("aux", "uint16", [h, w], "instance ids, 0 = no object"),
+            "rgb.png": FieldSpec("input", "uint8", [h, w, 3], "rendered RGB frame, 8-bit sRGB", "rgb"),
+            "depth.npy": FieldSpec("target", "float32", [h, w], "planar depth (distance along the optical axis), scene units, 0 = no surface", "depth"),
+            "seg.png": FieldSpec("aux", "uint16", [h, w], "instance ids, 0 = no object", "ids"),
             "json": FieldSpec("meta", "json", [], "K, camera-to-world (OpenCV), frame number, scene seed, render settings, object names per id, keypoints"),
         }
         if self.normals:
-            fields["normal.npy"] = FieldSpec("aux", "float32", [h, w, 3], "unit normals in the OpenCV camera frame (x right, y down, z forward), 0 = no surface")
+            fields["normal.npy"] = FieldSpec("aux", "float32", [h, w, 3], "unit normals in the OpenCV camera frame (x right, y down, z forward), 0 = no surface", "normals")
         return fields
 
     def card(self):

@@ -6,13 +6,12 @@ One sample per pair: ``img0.png``, ``img1.png``, ``flow.npy``, ``flow_bwd.npy``,
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import __version__
+from . import register_task
 from .base import FieldSpec, WorkItem
-
-from .rendered import RenderedTask, frame_number, frame_record, frame_seed
+from .rendered import RENDER_CONVENTIONS, RenderedTask, frame_number, frame_record, frame_seed
 
 FLOW_CONVENTIONS = {
     "flow": "flow.npy: forward flow t -> t+K, float32 (H, W, 2), (dx, dy) in pixels, x right, y down, at frame t's "
@@ -34,38 +33,33 @@ FLOW_CONVENTIONS = {
                  "transforms): its inverse depth is more than 1% below the inverse depth frame t+K sees at q "
                  "(interpolated like flow_bwd; exact on flat faces), or it is behind the camera. Deforming objects get "
                  "tests 1-3 only",
-    "depth": "planar depth (camera-space z, distance along the optical axis) in scene units, float32 (H, W); 0 where "
-             "no surface",
-    "segmentation": "uint16 instance ids from the Object Index pass, 0 = no object; names per id in the json "
-                    "(procedural: room = 1, objects 2..; .blend: renderable objects sorted by name, 1..N)",
-    "cameras": "json K: 3x3 intrinsics in pixels of frame t (per-frame K in frames[i].K); frames[i].camera_to_world: "
-               "4x4 camera-to-world in the OpenCV convention (x right, y down, z forward)",
-    "keypoints": "objects named kp_* (their origin) and vertex groups named kp_* (weighted vertex mean), projected "
-                 "to pixels per frame; visible = in view, in front of the camera and not behind the rendered surface "
-                 "(depth test over the 3x3 pixels around it, 1% tolerance)",
-    "rgb": "8-bit sRGB through the scene's view transform (procedural: Standard); Cycles on the CPU, seeded per frame",
+    **RENDER_CONVENTIONS,
 }
 
 
+@register_task
 class FlowTask(RenderedTask):
     """Optical flow pairs (t, t+K); see the module docstring and RenderedTask for options."""
 
     name = "flow"
     pairs = True
+    train_kind = "flow"
+    command = ("render-flow", "blend", "Render optical flow ground truth for every frame pair (t, t+K) of BLEND: "
+               "frames, flow both ways, occlusion, planar depth, instance ids, cameras and keypoints. "
+               "The file's scripts never run.")
 
     def fields(self):
         w, h = self.resolution if self.resolution else (None, None)
-        rgb = FieldSpec("input", "uint8", [h, w, 3], "rendered RGB frame, 8-bit sRGB")
         return {
-            "img0.png": FieldSpec("input", "uint8", [h, w, 3], "frame t, rendered RGB, 8-bit sRGB"),
-            "img1.png": FieldSpec(rgb.role, rgb.dtype, rgb.shape, "frame t+K, rendered RGB, 8-bit sRGB"),
-            "flow.npy": FieldSpec("target", "float32", [h, w, 2], "forward flow t -> t+K, (dx, dy) pixels, x right, y down, at frame t's pixel centres"),
-            "flow_bwd.npy": FieldSpec("aux", "float32", [h, w, 2], "backward flow t+K -> t at frame t+K's pixel centres"),
-            "occ.png": FieldSpec("aux", "uint8", [h, w], "255 where frame t's pixel is not visible in frame t+K (occluded or out of view), else 0"),
-            "depth0.npy": FieldSpec("aux", "float32", [h, w], "planar depth of frame t, scene units, 0 = no surface"),
-            "depth1.npy": FieldSpec("aux", "float32", [h, w], "planar depth of frame t+K, scene units, 0 = no surface"),
-            "seg0.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t, 0 = no object"),
-            "seg1.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t+K, 0 = no object"),
+            "img0.png": FieldSpec("input", "uint8", [h, w, 3], "frame t, rendered RGB, 8-bit sRGB", "rgb"),
+            "img1.png": FieldSpec("input", "uint8", [h, w, 3], "frame t+K, rendered RGB, 8-bit sRGB", "rgb"),
+            "flow.npy": FieldSpec("target", "float32", [h, w, 2], "forward flow t -> t+K, (dx, dy) pixels, x right, y down, at frame t's pixel centres", "flow"),
+            "flow_bwd.npy": FieldSpec("aux", "float32", [h, w, 2], "backward flow t+K -> t at frame t+K's pixel centres", "flow"),
+            "occ.png": FieldSpec("aux", "uint8", [h, w], "255 where frame t's pixel is not visible in frame t+K (occluded or out of view), else 0", "occlusion"),
+            "depth0.npy": FieldSpec("aux", "float32", [h, w], "planar depth of frame t, scene units, 0 = no surface", "depth"),
+            "depth1.npy": FieldSpec("aux", "float32", [h, w], "planar depth of frame t+K, scene units, 0 = no surface", "depth"),
+            "seg0.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t, 0 = no object", "ids"),
+            "seg1.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t+K, 0 = no object", "ids"),
             "json": FieldSpec("meta", "json", [], "K, per-frame camera-to-world (OpenCV), frame numbers, scene seed, render settings, object names per id, keypoints"),
         }
 

@@ -1,4 +1,5 @@
-"""What rendered tasks (flow, depth) share: their sources, the render worker, photos, settings.
+"""What rendered tasks (flow, depth) share: their sources, the render worker, photos, settings,
+their command options and the conventions of the fields they both write.
 
 A .blend is probed at plan time (a clear error for a missing or corrupt file, a scene without a
 camera, frames outside the scene); procedural scenes are sampled per item from the item's
@@ -13,17 +14,58 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import PairgenError, UsageError
 from ..records import to_jsonable
-from .base import SkipSample, Task, WorkItem
+from .base import SkipSample, Task, WorkItem, option
 
 # Photos are shrunk before Blender sees them: to the render's larger side (at least 256, at most
 # 1024). Cycles has no texture mip-maps on the CPU, so a minified photo aliases and makes
 # low-sample renders noisy (measured +0.4 dB at 256 px vs 512 px textures); it also saves memory.
 MIN_TEXTURE_SIDE, MAX_TEXTURE_SIDE = 256, 1024
+
+# Conventions of the fields every rendered task writes (flow and depth add their own).
+RENDER_CONVENTIONS = {
+    "depth": "planar depth (camera-space z, distance along the optical axis) in scene units, float32 (H, W); 0 where "
+             "no surface",
+    "segmentation": "uint16 instance ids from the Object Index pass, 0 = no object; names per id in the json "
+                    "(procedural: room = 1, objects 2..; .blend: renderable objects sorted by name, 1..N)",
+    "cameras": "json K: 3x3 intrinsics in pixels of frame t (per-frame K in frames[i].K); frames[i].camera_to_world: "
+               "4x4 camera-to-world in the OpenCV convention (x right, y down, z forward)",
+    "keypoints": "objects named kp_* (their origin) and vertex groups named kp_* (weighted vertex mean), projected "
+                 "to pixels per frame; visible = in view, in front of the camera and not behind the rendered surface "
+                 "(depth test over the 3x3 pixels around it, 1% tolerance)",
+    "rgb": "8-bit sRGB through the scene's view transform (procedural: Standard); Cycles on the CPU, seeded per frame",
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    blend: str | None = option(str, "A .blend file to render instead of procedural scenes (it brings its own "
+                                    "textures, frames, resolution and camera).")
+    scenes: int | None = option(int, "Procedural scenes to render (default 100).", minimum=1)
+    frames: str | None = option(str, "Frames A-B to render (default: the .blend's own range; procedural: the recipe's).")
+    step: int | None = option(int, "Pairs (t, t+K) for flow; the frame stride for depth (default 1).", minimum=1)
+    resolution: str | None = option(str, "WxH in pixels (default: the .blend's own; procedural: the recipe's).")
+    samples: int | None = option(int, "Cycles RGB samples per pixel (default 4, denoised).", minimum=1)
+    threads: int | None = option(int, "Blender threads per worker (default: the cores shared among the workers; "
+                                      "0 = all cores).", minimum=0)
+
+
+def parse_resolution(value) -> tuple[int, int] | None:
+    """None, (w, h), [w, h] or "WxH" -> (w, h), both positive."""
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in (value.lower().split("x") if isinstance(value, str) else value))
+        if w < 1 or h < 1:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise UsageError(f"--resolution must look like 256x256 (width x height in pixels), got {value!r}") from None
+    return w, h
 
 def _texture_cache_dir() -> str:
     global _TEXTURE_DIR
@@ -78,8 +120,8 @@ class RenderedTask(Task):
     (default: the file's active scene). photos: --src values for procedural textures (empty:
     the embedded photos). scenes: number of procedural scenes. frames: (first, last) or "A-B";
     default: the .blend's own range, procedural (1, 1 + step). step: K. resolution: (W, H);
-    default: the .blend's own, procedural 256x256. samples: RGB samples per pixel (default 2,
-    with OpenImageDenoise; denoise=False turns it off). threads: Blender threads (0 = all cores).
+    default: the .blend's own, procedural 256x256. samples: RGB samples per pixel (default
+    ``renderers.scene.DEFAULT_RENDER``: 4, with OpenImageDenoise; denoise=False turns it off). threads: Blender threads (0 = all cores).
     recycle_every: jobs per render process. scene_config: overrides of
     ``renderers.scene.SceneConfig`` (e.g. {"objects": [4, 10]}). chunk: pairs/frames of a .blend
     rendered by one job (consecutive pairs share frames). seed: the run seed (per-frame Cycles
@@ -87,8 +129,11 @@ class RenderedTask(Task):
     """
 
     name = "rendered"
+    Options = RenderOptions
+    recipe_keys = frozenset({"scene", "render", "frames", "step", "resolution"})
     default_shard_size = 32  # ~60 MB of flow samples at 256x256; 100 scenes keep 2+ workers busy
     pairs = True  # flow: samples are frame pairs; depth: single frames
+    not_replayable = "rendered samples are replayed by rendering their scene again"
 
     def __init__(self, blend: str | None = None, photos=(), scenes: int | None = None, frames=None, step: int = 1,
                  resolution=None, samples: int | None = None, denoise: bool = True, seed: int = 0,
@@ -109,12 +154,7 @@ class RenderedTask(Task):
         self.step = int(step)
         if self.step < 1:
             raise UsageError(f"--step must be at least 1, got {step}")
-        if resolution is not None:
-            w, h = (int(v) for v in resolution)
-            if w < 1 or h < 1:
-                raise UsageError(f"--resolution must be positive, got {w}x{h}")
-            resolution = (w, h)
-        self.resolution = resolution
+        self.resolution = parse_resolution(resolution)
         if samples is not None and int(samples) < 1:
             raise UsageError(f"--samples must be at least 1, got {samples}")
         self.render_settings = {**DEFAULT_RENDER, "denoise": bool(denoise), "threads": int(threads)}
@@ -135,6 +175,38 @@ class RenderedTask(Task):
         self.photo_refs = []
         self._worker = None
         self._blend_identity = None
+
+    @classmethod
+    def from_recipe(cls, recipe, options, inputs):
+        """Recipe keys: ``scene`` (SceneConfig overrides), ``render`` (samples, denoise),
+        ``frames``, ``step``, ``resolution`` (and what a subclass adds); command options win. A
+        .blend keeps its own frames, size and scene: the recipe's describe procedural scenes."""
+        raw = recipe.raw
+        render = dict(raw.get("render") or {})
+        settings = {
+            "frames": raw.get("frames"), "step": raw.get("step", 1), "resolution": raw.get("resolution"),
+            "samples": render.get("samples"), "denoise": render.get("denoise", True), "scene_config": raw.get("scene"),
+            **cls.recipe_settings(raw),
+        }
+        given = {k: v for k, v in vars(options).items() if v is not None}
+        if given.get("blend"):
+            settings.update(frames=None, resolution=None, scene_config=None)
+        settings.update(given)
+        if inputs.workers > 1 and settings.get("threads") is None:
+            # Each worker drives its own Blender: share the cores instead of each taking all.
+            settings["threads"] = max(1, (os.cpu_count() or 1) // inputs.workers)
+        return cls(photos=list(inputs.src), seed=inputs.seed, limit=inputs.limit, max_pixels=inputs.max_pixels, **settings)
+
+    @classmethod
+    def recipe_settings(cls, raw: dict) -> dict:
+        """Constructor settings from a subclass's own recipe keys."""
+        return {}
+
+    def options_record(self) -> dict:
+        record = {"blend": self.blend, "scenes": self.scenes, "frames": list(self.frames) if self.frames else None,
+                  "step": self.step, "resolution": list(self.resolution) if self.resolution else None,
+                  "samples": self.render_settings["samples"]}
+        return record
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -356,34 +428,3 @@ def frame_record(frame: dict, frame_number: float) -> dict:
 
 def frame_number(t: float):
     return int(t) if float(t).is_integer() else float(t)
-
-
-def make_task(kind: str, name: str, path: str, raw: dict, srcs: list, seed: int = 0, limit: int | None = None,
-              blend: str | None = None, **options):
-    """The task a flow/depth recipe and the command's options describe (the hook ``pairgen.api``
-    calls). Recipe keys: ``scene`` (SceneConfig overrides), ``render`` (samples, denoise),
-    ``frames``, ``step``, ``resolution``; command options win."""
-    from .depth import DepthTask
-    from .flow import FlowTask
-
-    allowed = {"task", "description", "scene", "render", "frames", "step", "resolution", "normals"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        from ..errors import RecipeError
-
-        line = getattr(raw, "lines", {}).get(unknown[0], 0)
-        raise RecipeError(f"{path} line {line}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    render = dict(raw.get("render") or {})
-    settings = {
-        "frames": raw.get("frames"), "step": raw.get("step", 1), "resolution": raw.get("resolution"),
-        "samples": render.get("samples"), "denoise": render.get("denoise", True), "scene_config": raw.get("scene"),
-    }
-    if blend:  # the recipe's frames, size and scene ranges describe procedural scenes; a .blend has its own
-        settings.update(frames=None, resolution=None, scene_config=None)
-    settings.update({k: v for k, v in options.items() if v is not None})
-    if kind == "flow" and settings.pop("normals", None) is not None:
-        raise UsageError("--normals is an option of depth recipes (render-depth, build depth)")
-    cls = FlowTask if kind == "flow" else DepthTask
-    if kind == "depth" and "normals" in raw and "normals" not in options:
-        settings["normals"] = bool(raw["normals"])
-    return cls(blend=blend, photos=[] if blend else srcs, seed=seed, limit=limit, **settings)

@@ -1,0 +1,171 @@
+"""What the trainer does per kind of task, in one registry: loss, metrics (next to a trivial
+baseline), headline metric, output head, and how a prediction is shown.
+
+A card names its kind in ``train_kind`` (pairgen writes it from the task); cards without one
+are matched by their task name, then by their target field's view (flow -> flow, depth ->
+depth, heatmap -> keypoints, ids -> segment), and anything else with PNG targets is ``image``.
+A new kind is one ``register_kind(Kind(...))`` here; the training loop asks nothing else.
+
+Value conventions follow ``train/data.py``: images in [-1, 1], flow in pixels (dx, dy), depth
+planar with 0 = invalid (the depth head predicts log-depth), segmentation targets as int64 ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from train import losses, metrics
+
+
+@dataclass(frozen=True)
+class Kind:
+    """name: the card's ``train_kind``. loss(output, target, x, **loss_kwargs) -> (loss, parts)
+    with ``loss_kwargs`` vgg, perceptual_weight, style_weight. metrics(output, target, baseline)
+    -> per-sample lists by name (``baseline``: the leading input channels when
+    ``input_baseline``, else None). head(baseline_channels, out_channels) -> the output head
+    for ``--output auto``. prediction((C, H, W) numpy model output) -> the target field's stored
+    convention, to show it through the target's view. labels: targets are class ids."""
+
+    name: str
+    loss: Callable
+    metrics: Callable
+    headline: str
+    head: Callable[[int | None, int], str]
+    prediction: Callable[[np.ndarray], np.ndarray]
+    input_baseline: bool = False
+    labels: bool = False
+    supports_gan: bool = True
+    needs_vgg: bool = False
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register_kind(kind: Kind) -> Kind:
+    KINDS[kind.name] = kind
+    return kind
+
+
+# What a target's view says about the kind, for cards without ``train_kind``.
+VIEW_KINDS = {"flow": "flow", "depth": "depth", "heatmap": "keypoints", "ids": "segment"}
+
+
+def kind_of(card_raw: dict, target_view: str | None) -> Kind:
+    """The kind of a card (its ``raw`` dict) whose first target has view ``target_view``."""
+    name = card_raw.get("train_kind") or (card_raw.get("task") if card_raw.get("task") in KINDS else None)
+    name = name or VIEW_KINDS.get(target_view, "image")
+    if name not in KINDS:
+        raise KeyError(f"train_kind {name!r} is not known to this trainer (known: {', '.join(KINDS)})")
+    return KINDS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# predictions in their target's stored convention (for the sample grids)
+
+
+def _image_prediction(output: np.ndarray) -> np.ndarray:
+    """[-1, 1] (C, H, W) -> uint8 (H, W, C), or (H, W) for one channel."""
+    image = (np.clip((output.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255) + 0.5).astype(np.uint8)
+    return image[..., 0] if image.shape[2] == 1 else image
+
+
+def _residual_or_tanh(baseline_channels: int | None, out_channels: int) -> str:
+    return "residual" if baseline_channels == out_channels else "tanh"
+
+
+# ---------------------------------------------------------------------------------------------
+# losses and metrics per kind
+
+
+def _image_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, **_):
+    loss = F.l1_loss(output, target)
+    parts = {"l1": float(loss.detach())}
+    if vgg is not None and output.shape[1] == 3:
+        p = losses.perceptual_loss(vgg, output, target)
+        parts["perceptual"] = float(p.detach())
+        loss = loss + perceptual_weight * p
+    return loss, parts
+
+
+def _image_metrics(output, target, baseline):
+    unit = metrics.to_unit
+    out = {"psnr": metrics.psnr(unit(output), unit(target)), "ssim": metrics.ssim(unit(output), unit(target))}
+    if baseline is not None:
+        out["baseline_psnr"] = metrics.psnr(unit(baseline), unit(target))
+        out["baseline_ssim"] = metrics.ssim(unit(baseline), unit(target))
+    return out
+
+
+def _style_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, style_weight=1e5, **_):
+    """Unpaired: the target is a style image, not the answer. Perceptual content loss to the
+    input (``x``) + Gram-matrix style loss to the target."""
+    if vgg is None:
+        raise losses.WeightsError("the style task needs --perceptual-weights (VGG16) for its Gram-matrix loss")
+    if x is None:
+        raise ValueError("the style loss needs the content image")
+    c = losses.perceptual_loss(vgg, output, x[:, :3])
+    s = losses.style_loss(vgg, output, target)
+    return perceptual_weight * c + style_weight * s, {"content": float(c.detach()), "style": float(s.detach())}
+
+
+def _flow_loss(output, target, x=None, **_):
+    loss = losses.end_point_error(output, target)
+    return loss, {"epe": float(loss.detach())}
+
+
+def _flow_metrics(output, target, baseline):
+    return {"epe": metrics.epe(output, target), "baseline_epe": metrics.epe(torch.zeros_like(target), target)}
+
+
+def _depth_loss(output, target, x=None, **_):
+    return losses.depth_loss(output[:, 0], target[:, 0])
+
+
+def _depth_metrics(output, target, baseline):
+    depth = torch.exp(output[:, 0].clamp(-12.0, 12.0))
+    absrel, delta1 = metrics.depth_metrics(depth, target[:, 0])
+    base_absrel, base_delta1 = metrics.depth_metrics(metrics.median_depth_baseline(target[:, 0]), target[:, 0])
+    return {"absrel": absrel, "delta1": delta1, "baseline_absrel": base_absrel, "baseline_delta1": base_delta1}
+
+
+def _heatmap_loss(output, target, x=None, **_):
+    loss = F.mse_loss(output, target)
+    return loss, {"mse": float(loss.detach())}
+
+
+def _heatmap_metrics(output, target, baseline):
+    return {"mse": ((output - target) ** 2).flatten(1).mean(1), "baseline_mse": (target**2).flatten(1).mean(1)}
+
+
+def _segment_loss(output, target, x=None, **_):
+    loss = F.cross_entropy(output, target)
+    return loss, {"ce": float(loss.detach())}
+
+
+def _segment_metrics(output, target, baseline):
+    return {k: torch.tensor([v]) for k, v in metrics.segment_metrics(output, target).items()}
+
+
+def _linear(baseline_channels, out_channels):
+    return "linear"
+
+
+register_kind(Kind("image", _image_loss, _image_metrics, "psnr", _residual_or_tanh, _image_prediction,
+                   input_baseline=True))
+register_kind(Kind("style", _style_loss, _image_metrics, "psnr", lambda b, c: "tanh", _image_prediction,
+                   needs_vgg=True))
+register_kind(Kind("flow", _flow_loss, _flow_metrics, "epe", _linear, lambda o: o.transpose(1, 2, 0)))
+register_kind(Kind("depth", _depth_loss, _depth_metrics, "absrel", _linear, lambda o: np.exp(np.clip(o[0], -12, 12))))
+register_kind(Kind("keypoints", _heatmap_loss, _heatmap_metrics, "mse", _linear, lambda o: o))
+register_kind(Kind("segment", _segment_loss, _segment_metrics, "miou", _linear, lambda o: o.argmax(0),
+                   labels=True, supports_gan=False))
+
+
+def sample_metrics(kind: Kind, output: torch.Tensor, target: torch.Tensor,
+                   baseline: torch.Tensor | None) -> dict[str, list[float]]:
+    """Per-sample metric lists for one batch (merged over batches by ``metrics.summarize``)."""
+    return {k: [float(v) for v in vals] for k, vals in kind.metrics(output, target, baseline).items()}
