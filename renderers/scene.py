@@ -401,21 +401,6 @@ def with_photos(spec: SceneSpec, photo_paths) -> SceneSpec:
     return dataclasses.replace(spec, photos=tuple(str(p) for p in photo_paths))
 
 
-def default_photos() -> list[str]:
-    """Photos embedded in the scikit-image wheel (offline), used when no source is given."""
-    import os
-
-    from skimage import data
-
-    names = (
-        "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
-        "hubble_deep_field.jpg", "ihc.png", "retina.jpg", "color.png", "brick.png",
-        "grass.png", "gravel.png", "coins.png", "horse.png",
-    )
-    paths = [os.path.join(data.data_dir, n) for n in names]
-    return [p for p in paths if os.path.exists(p)]
-
-
 def object_names(spec: SceneSpec) -> dict[int, str]:
     """Instance id -> name: the room is 1, objects are 2, 3, ... in spec order."""
     names = {}

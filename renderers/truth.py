@@ -347,8 +347,3 @@ def project_keypoints(points: dict, K, c2w_cv, depth, tolerance: float = 1e-2) -
             "visible": bool(visible),
         }
     return out
-
-
-def color_to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """Display-referred float RGB in [0, 1] -> uint8 with rounding (for images read from EXR)."""
-    return np.clip(np.rint(np.asarray(rgb, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)

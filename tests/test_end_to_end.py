@@ -17,8 +17,21 @@ TINY = ["--crop", "32", "--depth", "4", "--width", "8", "--batch-size", "2", "--
         "--num-workers", "0", "--steps", "12", "--eval-every", "12", "--log-every", "4"]
 
 
-@pytest.mark.parametrize("recipe, metric", [("flow", "epe"), ("depth", "absrel")])
-def test_rendered_shards_train(recipe, metric, tmp_path):
+def baseline_of(recipe: str, sample: dict) -> float:
+    """The trivial prediction's error on one held-out sample, computed here from the shard:
+    zero motion for flow (mean |flow|), each image's median depth for depth (AbsRel)."""
+    if recipe == "flow":
+        return float(np.linalg.norm(sample["flow.npy"].astype(np.float64), axis=-1).mean())
+    depth = sample["depth.npy"].astype(np.float64)
+    valid = np.sort(depth[depth > 0])
+    median = valid[(valid.size - 1) // 2]  # torch.median: the lower middle value
+    return float(np.mean(np.abs(median - valid) / valid))
+
+
+@pytest.mark.parametrize("recipe, metric, channels", [("flow", "epe", (6, 2)), ("depth", "absrel", (3, 1))])
+def test_rendered_shards_train(recipe, metric, channels, tmp_path):
+    import webdataset as wds
+
     shards = tmp_path / "shards"
     build(recipe, out=str(shards), scenes=4, resolution=(32, 32), samples=1, shard_size=2, workers=1, progress=False)
     threads = torch.get_num_threads()
@@ -27,9 +40,16 @@ def test_rendered_shards_train(recipe, metric, tmp_path):
         assert fit.main([str(shards), "--out", str(tmp_path / "run"), *TINY]) == 0
     finally:
         torch.set_num_threads(threads)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["kind"], config["in_channels"], config["out_channels"]) == (recipe, *channels)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if r.get("split") == "val"][-1]
-    assert np.isfinite(val[metric]) and np.isfinite(val[f"baseline_{metric}"]) and val["n"] == 2
+    assert np.isfinite(val[metric]) and val["n"] == 2
+    # the held-out part is the last shard, and the trainer's baseline is computed on it
+    card = json.loads((shards / "dataset.json").read_text())
+    held_out = list(wds.WebDataset(str(shards / card["shards"][-1]["file"]), shardshuffle=False).decode())
+    expected = np.mean([baseline_of(recipe, s) for s in held_out])
+    assert val[f"baseline_{metric}"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_trainer_runs_distributed_on_two_cpu_processes(tmp_path):

@@ -220,8 +220,3 @@ def test_motion_is_linear_in_time():
     assert m.location_at(3) == (2.0, 2.0, 1.0)
     assert m.rotation_at(1.5) == pytest.approx((0.105, 0.2, 0.3))
     np.testing.assert_allclose(m.matrix_at(1)[:3, 3], (1, 2, 3))
-
-
-def test_default_photos_exist():
-    photos = scene_module.default_photos()
-    assert len(photos) >= 5
