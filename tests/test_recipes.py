@@ -35,10 +35,23 @@ def test_builtin_recipes_compile():
             assert field.rsplit(".", 1)[-1] in ("png", "npy", "json"), (name, field)
         card = task.card()
         if task.replayable:  # photo recipes: the resolved recipe in the card lists every step with its settings
-            assert card["recipe"]["task"] == task.name and card["recipe"]["degrade"], name
-            assert all("op" in step or "one_of" in step or "shuffle" in step for step in card["recipe"]["degrade"])
+            assert card["recipe"]["task"] == task.name, name
+            step_lists = list(_step_lists(card["recipe"]))
+            assert step_lists and any(step_lists), name
+            for steps in step_lists:
+                assert all("op" in step or "one_of" in step or "shuffle" in step for step in steps), (name, steps)
         else:
             assert card["render"]["samples"] == 4 and card["conventions"]["depth"], name
+
+
+def _step_lists(value):
+    """Every list of step descriptions in a resolved recipe (values of any depth)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, list) and all(isinstance(s, dict) for s in item):
+                yield item
+            else:
+                yield from _step_lists(item)
 
 
 def test_every_registered_task_has_a_builtin_recipe_and_a_test():

@@ -1,0 +1,122 @@
+"""The edges task: edge maps sit on the image's true edges (no shift, no flip), are binary, follow
+the recipe's detector choice, and every draw is recorded (replay is in tests/test_tasks.py)."""
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import webdataset as wds
+
+from pairgen import ops
+from pairgen.api import build, make_task
+from pairgen.errors import RecipeError
+from pairgen.rng import sample_rng
+from pairgen.tasks.edges import quantize
+
+
+def known_edges(height=96, width=128):
+    """An asymmetric picture of flat regions (so any shift or mirror shows) and its label map."""
+    labels = np.zeros((height, width), np.int32)
+    labels[10:40, 15:70] = 1
+    cv2.circle(labels, (95, 60), 22, 2, -1)
+    cv2.fillPoly(labels, [np.array([[20, 85], [60, 55], [65, 90]])], 3)
+    # Detectors see luma (BT.601): neighbouring regions differ by >= 0.3 in it (a colour edge
+    # of equal luma is invisible to them, as to every gray-based edge detector).
+    colors = np.array([[0.5, 0.5, 0.5], [1.0, 0.95, 0.85], [0.3, 0.12, 0.1], [0.75, 0.9, 0.95]], np.float32)
+    return np.ascontiguousarray(colors[labels]), labels
+
+
+def true_edge_pixels(labels):
+    """Pixels with a 4-neighbour of another region (both sides of every boundary)."""
+    edge = np.zeros(labels.shape, bool)
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= labels[1:] != labels[:-1]
+    edge[:-1] |= labels[1:] != labels[:-1]
+    return edge
+
+
+def within(mask, radius):
+    size = 2 * radius + 1
+    return cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
+DETECTOR_CASES = [
+    ("canny", {"auto_prob": 1.0}, 1),
+    ("canny", {"auto_prob": 0.0}, 1),
+    ("sobel_edges", {}, 1),
+    ("xdog", {}, None),  # lines on the dark side, about 2 k sigma wide: checked at that radius
+]
+
+
+@pytest.mark.parametrize("name, settings, radius", DETECTOR_CASES)
+def test_edges_sit_on_the_true_edges(name, settings, radius):
+    image, labels = known_edges()
+    truth = true_edge_pixels(labels)
+    op = ops.REGISTRY[name]
+    config = op.make_config(settings)
+    for seed in range(8):
+        params = op.sample(np.random.default_rng(seed), config, image.shape, ops.Context(image.shape[:2]))
+        found = op.apply(image, params)[..., 0] > 0.5
+        r = radius or math.ceil(2 * params.k * params.sigma)
+        assert found.sum() > 0.3 * truth.sum(), (name, params)
+        stray = found & ~within(truth, r)
+        assert not stray.any(), (name, params, np.argwhere(stray)[:5])
+        recall = (truth & within(found, r)).sum() / truth.sum()
+        assert recall > 0.9, (name, params, recall)
+        # the same map mirrored or moved by 3 px is caught by the same check
+        assert (np.fliplr(found) & ~within(truth, r)).any() and (np.roll(found, 3, axis=1) & ~within(truth, r)).any()
+
+
+def test_cleanup_ops():
+    edges = np.zeros((20, 20), bool)
+    edges[5, 2:15] = True  # a 13-px line
+    edges[15, 15] = True  # a speck
+    rgb = np.repeat(edges.astype(np.float32)[..., None], 3, axis=2)
+    remove = ops.REGISTRY["remove_small_edges"]
+    kept = remove.apply(rgb, remove.Params(min_size=3))[..., 0] > 0.5
+    assert kept[5, 2:15].all() and not kept[15, 15] and kept.sum() == 13
+    thicken = ops.REGISTRY["thicken_edges"]
+    thick = thicken.apply(rgb, thicken.Params(radius=1))[..., 0] > 0.5
+    assert thick[4:7, 2:15].all() and thick.sum() == 3 * 13 + 2 + 5  # radius 1: a cross at each pixel
+
+
+def test_quantize_leaves_no_gray():
+    soft = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    assert set(np.unique(quantize(soft))) <= {0, 255}
+
+
+def test_detectors_are_drawn_by_their_weights():
+    _, task = make_task("edges", crop=32)
+    image = (known_edges(32, 32)[0] * 255).astype(np.uint8)
+    draws = [task.make_crop(image, sample_rng(0, f"draw{i}"), {}) for i in range(400)]
+    assert all(set(np.unique(d["edges.png"])) <= {0, 255} for d in draws)
+    counts = {}
+    for i in range(400):
+        record = {}
+        task.make_crop(image, sample_rng(0, f"draw{i}"), record)
+        counts[record["detector"]] = counts.get(record["detector"], 0) + 1
+    for name, weight in zip(task.chosen, task.weights):
+        assert abs(counts.get(name, 0) / 400 - weight) < 4 * math.sqrt(weight * (1 - weight) / 400), (name, counts)
+
+
+def test_build_with_one_detector_records_it(tmp_path):
+    out = tmp_path / "edges"
+    build("edges", out=str(out), crop=64, limit=6, workers=1, progress=False, overrides=["detector=xdog"])
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["recipe"]["detector"] == "xdog" and card["fields"]["edges.png"]["view"] == "gray"
+    samples = list(wds.WebDataset([str(out / r["file"]) for r in card["shards"]], shardshuffle=False).decode())
+    assert len(samples) == 6
+    for sample in samples:
+        record = sample["json"]
+        assert record["detector"] == "xdog" and [e["op"] for e in record["edge_ops"]][0] == "xdog"
+        assert set(record["edge_ops"][0]["params"]) == {"sigma", "k", "p", "eps"}
+        assert 0.6 <= record["edge_ops"][0]["params"]["sigma"] <= 1.2
+
+
+def test_recipe_errors_name_the_detectors(tmp_path):
+    with pytest.raises(RecipeError, match="detector 'hed' is not one of the recipe's detectors \\(canny, xdog, sobel, scribble\\)"):
+        make_task("edges", overrides=["detector=hed"])
+    with pytest.raises(RecipeError, match="detector_weights"):
+        make_task("edges", overrides=["detector_weights={nope: 1}"])
