@@ -138,6 +138,38 @@ def _torus(bm, major: float = 1.0, minor: float = 0.35, segments: int = 40, ring
                 loop[uv].uv = (u / segments * 3.0, v / rings)
 
 
+def _canonical_order(bm):
+    """A copy of ``bm`` whose vertex and face order depends only on its geometry.
+
+    ``bmesh.ops.create_uvsphere`` (Blender 5.0) returns the same vertices and faces (each with
+    the same first corner) in every process, but the faces in an order that changes from one
+    process to the next. Vertex normals are sums over a vertex's faces in face order, so they
+    came out some float ulps apart; the noisy render then differed in the last bits at a few
+    pixels, the denoiser spread that over most of the image and about one build in three had
+    a pixel one 8-bit level apart. Here vertices are sorted by position and faces by their
+    vertices; each face keeps its corners (so its triangulation) and their UVs."""
+    uv = bm.loops.layers.uv.active
+    order = sorted(bm.verts, key=lambda v: tuple(v.co))
+    new_index = {v: i for i, v in enumerate(order)}
+    faces = []
+    for face in bm.faces:
+        indices = tuple(new_index[loop.vert] for loop in face.loops)
+        uvs = [tuple(loop[uv].uv) for loop in face.loops] if uv else None
+        faces.append((tuple(sorted(indices)), indices, uvs, face.smooth, face.material_index))
+    faces.sort(key=lambda f: f[0])
+    out = bmesh.new()
+    out_uv = out.loops.layers.uv.new(uv.name) if uv else None
+    verts = [out.verts.new(v.co) for v in order]
+    for _, indices, uvs, smooth, material in faces:
+        face = out.faces.new([verts[i] for i in indices])
+        face.smooth, face.material_index = smooth, material
+        if out_uv:
+            for loop, value in zip(face.loops, uvs):
+                loop[out_uv].uv = value
+    bm.free()
+    return out
+
+
 def _make_mesh(name: str, shape: str, seed: int):
     bm = bmesh.new()
     bm.loops.layers.uv.new("UVMap")
@@ -146,6 +178,7 @@ def _make_mesh(name: str, shape: str, seed: int):
         _square_uvs(bm)
     elif shape == "sphere":
         bmesh.ops.create_uvsphere(bm, u_segments=32, v_segments=16, radius=1.0, calc_uvs=True)
+        bm = _canonical_order(bm)  # its face order is not the same in every process
     elif shape == "icosphere":
         bmesh.ops.create_icosphere(bm, subdivisions=2, radius=1.0, calc_uvs=True)
     elif shape == "cylinder":
