@@ -55,19 +55,29 @@ class GaussianNoiseConfig:
     sigma_range [1, 25]; BSRGAN uses sigma_range [2, 25], gray_prob .4, correlated_prob .2).
 
     sigma_range: noise standard deviation in 8-bit levels (sigma / 255 in image units).
+    integer_levels: draw the level as an integer, uniform over sigma_range with both ends
+        included (BSRGAN: ``random.randint(2, 25)``); else continuous U[sigma_range].
     gray_prob: probability of one noise field shared by all channels (luminance-like noise).
     correlated_prob: probability of BSRGAN's channel-correlated noise (random 3x3 covariance).
+    correlated_level: 8-bit level L of the correlated mode's covariance L^2 |U^T D U|; None
+        uses the drawn level (BSRGAN always uses its upper level, 25, whatever was drawn).
     The remaining probability gives independent noise per channel ("color").
     """
 
     sigma_range: tuple[float, float] = (1.0, 30.0)
+    integer_levels: bool = False
     gray_prob: float = 0.4
     correlated_prob: float = 0.0
+    correlated_level: float | None = None
 
     def __post_init__(self):
         check_range("gaussian_noise", "sigma_range", self.sigma_range, low=0.0)
         check_prob("gaussian_noise", "gray_prob", self.gray_prob)
         check_prob("gaussian_noise", "correlated_prob", self.correlated_prob)
+        if self.integer_levels and any(int(v) != v for v in self.sigma_range):
+            raise ValueError(f"gaussian_noise.sigma_range: integer_levels needs integer ends, got {self.sigma_range}")
+        if self.correlated_level is not None and not self.correlated_level >= 0:
+            raise ValueError(f"gaussian_noise.correlated_level: expected >= 0 (8-bit levels), got {self.correlated_level}")
         if self.gray_prob + self.correlated_prob > 1.0 + 1e-9:
             raise ValueError(
                 f"gaussian_noise: gray_prob + correlated_prob must be <= 1, got {self.gray_prob} + {self.correlated_prob}"
@@ -76,9 +86,10 @@ class GaussianNoiseConfig:
 
 @dataclass(frozen=True)
 class GaussianNoiseParams:
-    """sigma: standard deviation in image units ([0, 1] scale); mode: color | gray | correlated;
-    covariance: correlated mode's 3x3 channel covariance, row-major, image units squared (its
-    diagonal is at most sigma^2), else empty; seed: of the noise field."""
+    """sigma: standard deviation in image units ([0, 1] scale; in correlated mode the level L of
+    the covariance); mode: color | gray | correlated; covariance: correlated mode's 3x3 channel
+    covariance, row-major, image units squared, PSD, entries at most sigma^2, else empty;
+    seed: of the noise field."""
 
     sigma: float
     mode: str
@@ -86,24 +97,32 @@ class GaussianNoiseParams:
     seed: int
 
 
-def _random_covariance(rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """BSRGAN's construction, sigma^2 U^T D U with U a random orthogonal matrix and
-    D = diag(U[0, 1]^3). (BSRGAN scales by the *largest* noise level and takes the elementwise
-    absolute value, which can break positive semi-definiteness; we keep the matrix PSD and scale
-    it by the drawn sigma so that sigma stays the noise level of every mode.)"""
+def _random_covariance(rng: np.random.Generator, level: float) -> np.ndarray:
+    """BSRGAN's channel covariance: level^2 |U^T D U|, U = orthonormal basis of a U[0, 1]^(3x3)
+    matrix (scipy's ``orth``, i.e. the left singular vectors), D = diag(U[0, 1]^3), and |.|
+    elementwise, which makes every channel pair positively correlated. Should that matrix not be
+    positive semi-definite (none was in 20,000 draws), numpy's SVD-based ``multivariate_normal``
+    samples from the one with the same eigenvectors and absolute eigenvalues; so do we."""
     eigenvalues = rng.random(3)
-    q, _ = np.linalg.qr(rng.random((3, 3)))
-    return sigma * sigma * (q.T @ np.diag(eigenvalues) @ q)
+    u, _, _ = np.linalg.svd(rng.random((3, 3)))
+    c = np.abs(level * level * (u.T @ np.diag(eigenvalues) @ u))
+    w, v = np.linalg.eigh(0.5 * (c + c.T))
+    return (v * np.abs(w)) @ v.T
 
 
 def sample_gaussian_noise(
     rng: np.random.Generator, config: GaussianNoiseConfig, image_shape, ctx: Context
 ) -> GaussianNoiseParams:
-    sigma = uniform(rng, config.sigma_range) / 255.0
+    if config.integer_levels:
+        sigma = int(rng.integers(int(config.sigma_range[0]), int(config.sigma_range[1]) + 1)) / 255.0
+    else:
+        sigma = uniform(rng, config.sigma_range) / 255.0
     u = rng.random()
     covariance: tuple[float, ...] = ()
     if u < config.correlated_prob:
         mode = "correlated"
+        if config.correlated_level is not None:
+            sigma = float(config.correlated_level) / 255.0
         covariance = tuple(float(v) for v in _random_covariance(rng, sigma).ravel())
     elif u < config.correlated_prob + config.gray_prob:
         mode = "gray"

@@ -71,7 +71,9 @@ def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
     index = np.floor(centres)[:, None] + taps[None, :]
     weights = stretch * _cubic(stretch * (centres[:, None] - index))
     weights /= weights.sum(axis=1, keepdims=True)
-    mirrored = np.abs(index).astype(np.int64)  # symmetric padding: -1 -> 0, n -> n - 1
+    index = index.astype(np.int64)
+    # symmetric padding (MATLAB's and BSRGAN's imresize): -1 -> 0, -2 -> 1, n -> n - 1
+    mirrored = np.where(index < 0, -index - 1, index)
     mirrored = np.where(mirrored > n_in - 1, 2 * n_in - 1 - mirrored, mirrored).clip(0, n_in - 1)
     matrix = np.zeros((n_out, n_in), dtype=np.float64)
     np.add.at(matrix, (np.repeat(np.arange(n_out), len(taps)), mirrored.ravel()), weights.ravel())
@@ -109,6 +111,9 @@ class ResizeConfig:
 
     up_prob / down_prob / keep_prob: how the scale factor is drawn (sum to 1).
     up_range / down_range: scale factor (output / input side length) ranges.
+    down_divisor_range: if set, a downscale is 1 / d with d ~ U[down_divisor_range] instead of
+        U[down_range] (BSRGAN's intermediate downsample: d ~ U[1, 2 * scale], median factor
+        0.22 at x4 where U[0.125, 1] has 0.56).
     modes / mode_probs: interpolation choices.
     relative_to: "current" scales the current image size; "target" scales ctx.target_size
         (Real-ESRGAN stage 2: size = target_size * scale). Output side = floor(base * scale),
@@ -120,6 +125,7 @@ class ResizeConfig:
     keep_prob: float = 0.1
     up_range: tuple[float, float] = (1.0, 1.5)
     down_range: tuple[float, float] = (0.15, 1.0)
+    down_divisor_range: tuple[float, float] | None = None
     modes: tuple[str, ...] = _MODES
     mode_probs: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
     relative_to: str = "current"
@@ -128,6 +134,8 @@ class ResizeConfig:
         check_probs("resize", "up_prob, down_prob, keep_prob", (self.up_prob, self.down_prob, self.keep_prob), 3)
         check_range("resize", "up_range", self.up_range, low=1e-6)
         check_range("resize", "down_range", self.down_range, low=1e-6)
+        if self.down_divisor_range is not None:
+            check_range("resize", "down_divisor_range", self.down_divisor_range, low=1e-6)
         _check_modes("resize", self.modes, self.mode_probs)
         if self.relative_to not in ("current", "target"):
             raise ValueError(f"resize.relative_to: expected 'current' or 'target', got {self.relative_to!r}")
@@ -137,6 +145,8 @@ def sample_resize(rng: np.random.Generator, config: ResizeConfig, image_shape, c
     direction = choose(rng, (config.up_prob, config.down_prob, config.keep_prob))
     if direction == 0:
         scale = uniform(rng, config.up_range)
+    elif direction == 1 and config.down_divisor_range is not None:
+        scale = 1.0 / uniform(rng, config.down_divisor_range)
     elif direction == 1:
         scale = uniform(rng, config.down_range)
     else:
