@@ -524,3 +524,21 @@ def test_bicubic_antialias_matches_known_values_and_does_not_alias():
     aa = resize_image(image, 64, 64, "bicubic_antialias")
     plain = resize_image(image, 64, 64, "bicubic")
     assert aa[:, 4:-4].std() < 0.02 and plain[:, 4:-4].std() > 0.1
+
+
+def test_bicubic_antialias_borders_are_symmetric_as_matlab():
+    """MATLAB's imresize (and BSRGAN's imresize_np, its halving step) pads by repeating the edge
+    pixel (-1 -> 0, -2 -> 1); output pixel 0 of a halving is centred at input position 0.5."""
+    from pairgen.ops.resize import resize_image
+
+    row = np.random.default_rng(4).random(16)
+    image = np.ascontiguousarray(np.broadcast_to(row[None, :, None], (4, 16, 3)), dtype=np.float32)
+    out = resize_image(image, 2, 8, "bicubic_antialias")[0, :, 0]
+    padded = np.pad(row, 8, mode="symmetric")
+    positions = np.arange(-8, 24)
+    for i in (0, 1, 6, 7):  # both borders and two interior pixels
+        centre = (i + 0.5) * 2 - 0.5
+        x = np.abs(0.5 * (centre - positions))
+        cubic = np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0))
+        expected = np.clip((cubic * padded).sum() / cubic.sum(), 0, 1)
+        assert abs(out[i] - expected) < 1e-5, (i, out[i], expected)
