@@ -3,7 +3,7 @@ noise and multiplicative speckle.
 
 Noise fields are drawn in ``apply`` from ``np.random.default_rng(params.seed)``, so replay is
 bit-exact. Standard normal fields come from ``standard_normal_field``: a 65536-entry quantile
-table of N(0, 1) indexed by 16 random bits per value (PCG64 bytes). It is 4x faster than
+table of N(0, 1) indexed by 16 random bits per value (Generator.integers). It is 4x faster than
 ``Generator.standard_normal`` (1.6 vs 6.8 ms per 512x512x3 float32 on one core); the
 distribution is N(0, 1) quantized to 65536 equiprobable values (largest CDF error 1/131072,
 tails cut at |z| = 4.32, variance rescaled to exactly 1), invisible after 8-bit quantization.
@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import cv2
 import numpy as np
-from scipy import special
 
 from pairgen.ops.base import Context, register
 from pairgen.ops.util import check_prob, check_range, clip_unit, uniform
@@ -32,7 +32,10 @@ def draw_seed(rng: np.random.Generator) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _normal_quantiles() -> np.ndarray:
-    table = special.ndtri((np.arange(65536, dtype=np.float64) + 0.5) / 65536.0)
+    # NormalDist.inv_cdf (Wichura's AS241, C in CPython 3.11: ~14 ms for the table, where
+    # importing scipy.special would add ~0.1 s to every process start); agrees with ndtri to 2e-15
+    inverse_cdf = NormalDist().inv_cdf
+    table = np.array([inverse_cdf((i + 0.5) / 65536.0) for i in range(65536)], dtype=np.float64)
     table /= math.sqrt(np.mean(table**2))  # mean is 0 by symmetry; make the variance exactly 1
     table = table.astype(np.float32)
     table.flags.writeable = False
@@ -42,7 +45,8 @@ def _normal_quantiles() -> np.ndarray:
 def standard_normal_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """float32 array of ~N(0, 1) values (see the module docstring), C-contiguous."""
     n = int(np.prod(shape))
-    index = np.frombuffer(rng.bytes(2 * n), dtype="<u2")
+    # 16 uniform bits per value; integers() over exactly 2^16 values is ~1.5x faster than bytes()
+    index = rng.integers(0, 65536, n, dtype=np.uint16)
     return _normal_quantiles().take(index).reshape(shape)
 
 
