@@ -542,3 +542,26 @@ def test_bicubic_antialias_borders_are_symmetric_as_matlab():
         cubic = np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0))
         expected = np.clip((cubic * padded).sum() / cubic.sum(), 0, 1)
         assert abs(out[i] - expected) < 1e-5, (i, out[i], expected)
+
+
+@pytest.mark.parametrize("stride,sigma", [(4, 2.4), (2, 0.3), (3, 1.0)])
+def test_stride_downsample_equals_full_blur_then_decimation(stride, sigma):
+    """The fast path (rows, drop columns, then columns) gives the full separable blur's values."""
+    from pairgen.ops.resize import shifted_gaussian_1d
+
+    image = texture(61, 50, seed=2)
+    taps = shifted_gaussian_1d(sigma, (stride - 1) / 2)
+    full = cv2.sepFilter2D(image, cv2.CV_32F, taps, taps, borderType=cv2.BORDER_REFLECT_101)[::stride, ::stride]
+    fast = ops.get("stride_downsample").apply(image, StrideDownsampleParams(stride=stride, sigma=sigma))
+    np.testing.assert_allclose(fast, np.clip(full, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,out", [((64, 48), (32, 24)), ((64, 64), (16, 16)), ((37, 51), (18, 25)), ((8, 8), (1, 1))])
+def test_bicubic_antialias_fast_path_equals_the_resampling_matrix(shape, out):
+    from pairgen.ops.resize import _cubic_weights, resize_image
+
+    image = texture(*shape, seed=3)
+    h, w = shape
+    rows = (_cubic_weights(h, out[0]).astype(np.float64) @ image.reshape(h, -1)).reshape(out[0], w, 3)
+    ref = np.einsum("ow,hwc->hoc", _cubic_weights(w, out[1]).astype(np.float64), rows)
+    np.testing.assert_allclose(resize_image(image, out[0], out[1], "bicubic_antialias"), np.clip(ref, 0, 1), atol=1e-6)
