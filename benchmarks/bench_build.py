@@ -68,12 +68,17 @@ def io_floor(files: list[str], crops: int, samples: int) -> float:
     return elapsed
 
 
+def shard_size(samples: int) -> int:
+    """At least 6 equal shards, so that two workers get equal work (120 -> 20, 2,000 -> 100)."""
+    return min(100, max(10, samples // 6))
+
+
 def timed_build(src: str, out: str, workers: int, crops: int, samples: int) -> float:
     """Wall seconds of `pairgen build` in a fresh process, process start included."""
     shutil.rmtree(out, ignore_errors=True)
     command = [os.path.join(os.path.dirname(sys.executable), "pairgen"), "build", "superres", "--src", src,
                "--out", out, "--crop", str(HR), "--crops-per-image", str(crops), "--limit", str(samples),
-               "--workers", str(workers), "--shard-size", "40", "--quiet", "--overwrite"]
+               "--workers", str(workers), "--shard-size", str(shard_size(samples)), "--quiet", "--overwrite"]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
