@@ -565,3 +565,12 @@ def test_bicubic_antialias_fast_path_equals_the_resampling_matrix(shape, out):
     rows = (_cubic_weights(h, out[0]).astype(np.float64) @ image.reshape(h, -1)).reshape(out[0], w, 3)
     ref = np.einsum("ow,hwc->hoc", _cubic_weights(w, out[1]).astype(np.float64), rows)
     np.testing.assert_allclose(resize_image(image, out[0], out[1], "bicubic_antialias"), np.clip(ref, 0, 1), atol=1e-6)
+
+
+def test_bessel_j1_matches_scipy():
+    """The sinc kernel's J1 (Bessel's integral, no SciPy import at run time) against SciPy's."""
+    from scipy import special
+
+    x = np.concatenate([np.linspace(0, 60, 20001), [0.0, 1e-9, 3.8317059702075125, 100.0]])
+    np.testing.assert_allclose(kernels.bessel_j1(x), special.j1(x), atol=1e-13)
+    assert kernels.bessel_j1(np.zeros((2, 3))).shape == (2, 3)

@@ -220,7 +220,8 @@ def _dense_cost(size: int, area: float) -> float:
 
 
 def _fft_cost(shape: tuple[int, ...], size: int) -> float:
-    padded = (shape[0] + size - 1) * (shape[1] + size - 1) / (532.0 * 532.0)
+    channels = shape[2] if len(shape) > 2 else 1
+    padded = (shape[0] + size - 1) * (shape[1] + size - 1) / (532.0 * 532.0) * channels / 3.0
     return _FFT_OVERHEAD_MS + _FFT_MS * padded
 
 
