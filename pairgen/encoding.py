@@ -1,7 +1,8 @@
 """Field values <-> bytes, chosen by the field name's extension (like webdataset's writer).
 
-*.png: uint8 (H, W, 3) RGB, uint8 (H, W) gray, or uint16 (H, W) (ids); written by OpenCV's
-       libpng (deterministic bytes for the same pixels).
+*.png: uint8 (H, W, 3) RGB, uint8 (H, W) gray, or uint16 (H, W) (ids); a standard
+       non-interlaced PNG (filter "Up" on every row, one zlib stream from ISA-L at level 1; see
+       encode_png), which every PNG reader decodes to the same pixels.
 *.npy: any numpy array (numpy's own format).
 json:  a dict, serialised with sorted keys so the bytes are reproducible.
 """
@@ -9,11 +10,16 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 
-PNG_COMPRESSION = 1  # libpng level: OpenCV's default, fast; pixels are identical at any level
+PNG_ZLIB_LEVEL = 1  # ISA-L level (0-3); pixels are the same at any level, only size and speed differ
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_FILTER_UP = 2
 
 
 def encode(name: str, value) -> bytes:
@@ -41,16 +47,44 @@ def decode(name: str, data: bytes):
 
 
 def encode_png(image: np.ndarray) -> bytes:
+    """A PNG of ``image``: 8-bit RGB (color type 2), 8-bit gray or 16-bit gray (type 0).
+
+    Written here rather than by libpng for speed (a 512x512 RGB image: ~2.3 ms against 8 ms for
+    cv2.imencode's defaults and 15 ms at IMWRITE_PNG_COMPRESSION=1, at a size between the two;
+    figures in the README): every row uses the "Up" filter (byte minus the byte above, mod 256,
+    one numpy subtraction) and the filtered rows are one zlib stream from ISA-L. The bytes are a
+    pure function of the pixels for a given ISA-L build and CPU family (ISA-L picks its kernels
+    by CPU features), so every worker and executor on one machine writes the same shards.
+    """
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"PNG fields must be uint8 or uint16, got {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
-    elif image.ndim != 2:
-        raise ValueError(f"PNG fields must be (H, W) or (H, W, 3), got shape {image.shape}")
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buffer.tobytes()
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        color_type = 2
+    elif image.ndim == 2:
+        color_type = 0
+    else:
+        raise ValueError(f"PNG fields must be uint8 (H, W) or (H, W, 3), or uint16 (H, W); got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    if height < 1 or width < 1:
+        raise ValueError(f"PNG fields must be at least 1x1 px, got {width}x{height}")
+    bit_depth = 8 * image.dtype.itemsize
+    # PNG stores samples big-endian; rows as bytes, each prefixed by its filter type
+    rows = np.ascontiguousarray(image, dtype=image.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = _PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]  # the row above the first is zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps mod 256, as the filter is defined
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"".join((
+        _PNG_SIGNATURE,
+        _png_chunk(b"IHDR", header),
+        _png_chunk(b"IDAT", isal_zlib.compress(filtered, PNG_ZLIB_LEVEL)),
+        _png_chunk(b"IEND", b""),
+    ))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
 def decode_image(data: bytes) -> np.ndarray:

@@ -524,3 +524,53 @@ def test_bicubic_antialias_matches_known_values_and_does_not_alias():
     aa = resize_image(image, 64, 64, "bicubic_antialias")
     plain = resize_image(image, 64, 64, "bicubic")
     assert aa[:, 4:-4].std() < 0.02 and plain[:, 4:-4].std() > 0.1
+
+
+def test_bicubic_antialias_borders_are_symmetric_as_matlab():
+    """MATLAB's imresize (and BSRGAN's imresize_np, its halving step) pads by repeating the edge
+    pixel (-1 -> 0, -2 -> 1); output pixel 0 of a halving is centred at input position 0.5."""
+    from pairgen.ops.resize import resize_image
+
+    row = np.random.default_rng(4).random(16)
+    image = np.ascontiguousarray(np.broadcast_to(row[None, :, None], (4, 16, 3)), dtype=np.float32)
+    out = resize_image(image, 2, 8, "bicubic_antialias")[0, :, 0]
+    padded = np.pad(row, 8, mode="symmetric")
+    positions = np.arange(-8, 24)
+    for i in (0, 1, 6, 7):  # both borders and two interior pixels
+        centre = (i + 0.5) * 2 - 0.5
+        x = np.abs(0.5 * (centre - positions))
+        cubic = np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0))
+        expected = np.clip((cubic * padded).sum() / cubic.sum(), 0, 1)
+        assert abs(out[i] - expected) < 1e-5, (i, out[i], expected)
+
+
+@pytest.mark.parametrize("stride,sigma", [(4, 2.4), (2, 0.3), (3, 1.0)])
+def test_stride_downsample_equals_full_blur_then_decimation(stride, sigma):
+    """The fast path (rows, drop columns, then columns) gives the full separable blur's values."""
+    from pairgen.ops.resize import shifted_gaussian_1d
+
+    image = texture(61, 50, seed=2)
+    taps = shifted_gaussian_1d(sigma, (stride - 1) / 2)
+    full = cv2.sepFilter2D(image, cv2.CV_32F, taps, taps, borderType=cv2.BORDER_REFLECT_101)[::stride, ::stride]
+    fast = ops.get("stride_downsample").apply(image, StrideDownsampleParams(stride=stride, sigma=sigma))
+    np.testing.assert_allclose(fast, np.clip(full, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,out", [((64, 48), (32, 24)), ((64, 64), (16, 16)), ((37, 51), (18, 25)), ((8, 8), (1, 1))])
+def test_bicubic_antialias_fast_path_equals_the_resampling_matrix(shape, out):
+    from pairgen.ops.resize import _cubic_weights, resize_image
+
+    image = texture(*shape, seed=3)
+    h, w = shape
+    rows = (_cubic_weights(h, out[0]).astype(np.float64) @ image.reshape(h, -1)).reshape(out[0], w, 3)
+    ref = np.einsum("ow,hwc->hoc", _cubic_weights(w, out[1]).astype(np.float64), rows)
+    np.testing.assert_allclose(resize_image(image, out[0], out[1], "bicubic_antialias"), np.clip(ref, 0, 1), atol=1e-6)
+
+
+def test_bessel_j1_matches_scipy():
+    """The sinc kernel's J1 (Bessel's integral, no SciPy import at run time) against SciPy's."""
+    from scipy import special
+
+    x = np.concatenate([np.linspace(0, 60, 20001), [0.0, 1e-9, 3.8317059702075125, 100.0]])
+    np.testing.assert_allclose(kernels.bessel_j1(x), special.j1(x), atol=1e-13)
+    assert kernels.bessel_j1(np.zeros((2, 3))).shape == (2, 3)

@@ -152,7 +152,9 @@ GEOMETRY_ONLY = {
     "superres-bicubic": [],
     "superres": ["degrade.noise1.p=0", "degrade.noise2.p=0", "degrade.jpeg1.p=0",
                  "degrade.final.one_of.0.steps.2.p=0", "degrade.final.one_of.1.steps.0.p=0"],
-    "superres-bsrgan": ["degrade.1.shuffle.steps.noise.p=0", "degrade.1.shuffle.steps.jpeg_inner.p=0", "degrade.jpeg_last.p=0"],
+    "superres-bsrgan": [f"degrade.scale_path.one_of.{branch}.steps.{step}.shuffle.steps.{label}.p=0"
+                        for branch, step in ((0, 0), (1, 1)) for label in ("noise", "jpeg_inner")]
+                       + ["degrade.jpeg_last.p=0"],
 }
 
 

@@ -16,20 +16,20 @@ from pairgen.ops.base import Context, register
 from pairgen.ops.util import check_probs, check_range, check_sizes, choose, clip_unit, uniform
 
 _ODD_SIZES = tuple(range(7, 22, 2))  # 7, 9, ..., 21
+_MIN_SIGMA = 1e-3  # pixels: narrower than this is a delta on any grid (and keeps S invertible)
 
 def _draw_beta(rng: np.random.Generator, bounds: tuple) -> float:
-    """BasicSR's rule: when the range straddles 1, draw below or above 1 with p=.5 each, so that
-    heavy-tailed (beta < 1) and flat-topped (beta > 1) shapes are equally likely; else uniform.
+    """BasicSR's rule (``random_bivariate_generalized_Gaussian`` / ``_plateau``): when the range
+    holds 1, draw from [low, 1] or [1, high] with p=.5 each, so that heavy-tailed (beta < 1) and
+    flat-topped (beta > 1) shapes are equally likely; else uniform over the range.
 
-    (BasicSR applies the split rule to plateau kernels too, which with their range [1, 2] gives
-    beta = 1 exactly half the time; a TODO in their code. We draw plateau beta ~ U[1, 2].)
+    With the plateau range [1, 2] this gives beta = 1 exactly half the time, U(1, 2) otherwise:
+    what Real-ESRGAN trained on, so we keep it.
     """
     low, high = bounds
-    if low < 1.0 < high:
+    if low <= 1.0 <= high:
         return uniform(rng, (low, 1.0)) if rng.random() < 0.5 else uniform(rng, (1.0, high))
     return uniform(rng, bounds)
-
-
 
 
 # --------------------------------------------------------------------------------------- blur
@@ -44,7 +44,11 @@ class BlurConfig:
     kernel_kinds / kernel_probs: the mix of shapes (see pairgen.ops.kernels).
     sigma_range: Gaussian sigma along each principal axis, pixels (iso kinds draw one).
     rotation_range: angle of the sigma_x axis, radians (aniso kinds only).
-    generalized_beta_range / plateau_beta_range: shape exponents.
+    variance_range: if set, aniso kinds draw the variance along each principal axis,
+        l ~ U[variance_range] (pixels squared), and use sigma = sqrt(l) (BSRGAN: [0, 4 + scale]);
+        iso kinds still draw sigma from sigma_range. None: aniso sigmas ~ U[sigma_range].
+    generalized_beta_range / plateau_beta_range: shape exponents (drawn by BasicSR's rule, see
+        _draw_beta).
     sinc_prob: probability of a circular low-pass kernel instead of the mix.
     sinc_cutoff_range_small_kernel: cutoff for sizes < 13, radians per pixel (pi = Nyquist).
     sinc_cutoff_range_large_kernel: cutoff for sizes >= 13 (lower cutoffs need larger kernels).
@@ -55,6 +59,7 @@ class BlurConfig:
     kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
     sigma_range: tuple[float, float] = (0.2, 3.0)
     rotation_range: tuple[float, float] = (-math.pi, math.pi)
+    variance_range: tuple[float, float] | None = None
     generalized_beta_range: tuple[float, float] = (0.5, 4.0)
     plateau_beta_range: tuple[float, float] = (1.0, 2.0)
     sinc_prob: float = 0.1
@@ -69,6 +74,8 @@ class BlurConfig:
         check_probs("blur", "kernel_probs", self.kernel_probs, len(self.kernel_kinds))
         check_range("blur", "sigma_range", self.sigma_range, low=1e-3)
         check_range("blur", "rotation_range", self.rotation_range)
+        if self.variance_range is not None:
+            check_range("blur", "variance_range", self.variance_range, low=0.0)
         check_range("blur", "generalized_beta_range", self.generalized_beta_range, low=1e-3)
         check_range("blur", "plateau_beta_range", self.plateau_beta_range, low=1e-3)
         check_range("blur", "sinc_cutoff_range_small_kernel", self.sinc_cutoff_range_small_kernel, low=1e-3)
@@ -98,11 +105,15 @@ def sample_blur(rng: np.random.Generator, config: BlurConfig, image_shape, ctx: 
         bounds = config.sinc_cutoff_range_small_kernel if size < 13 else config.sinc_cutoff_range_large_kernel
         return BlurParams(kind="sinc", size=size, cutoff=uniform(rng, bounds))
     kind = str(config.kernel_kinds[choose(rng, config.kernel_probs)])
-    sigma_x = uniform(rng, config.sigma_range)
     if kind.endswith("aniso"):
-        sigma_y = uniform(rng, config.sigma_range)
+        if config.variance_range is None:
+            sigma_x, sigma_y = uniform(rng, config.sigma_range), uniform(rng, config.sigma_range)
+        else:  # BSRGAN: eigenvalues of the covariance uniform; a zero variance is a delta axis
+            sigma_x = max(math.sqrt(uniform(rng, config.variance_range)), _MIN_SIGMA)
+            sigma_y = max(math.sqrt(uniform(rng, config.variance_range)), _MIN_SIGMA)
         theta = uniform(rng, config.rotation_range)
     else:
+        sigma_x = uniform(rng, config.sigma_range)
         sigma_y, theta = sigma_x, 0.0
     beta = None
     if kind.startswith("generalized"):

@@ -22,7 +22,6 @@ import math
 
 import cv2
 import numpy as np
-from scipy import special
 
 KERNEL_KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 
@@ -69,12 +68,25 @@ def plateau_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, beta
     return _normalized(1.0 / (np.power(_quadratic_form(size, sigma_x, sigma_y, theta), beta) + 1.0))
 
 
+def bessel_j1(x: np.ndarray) -> np.ndarray:
+    """J1(x) for x >= 0 (float64), from Bessel's integral J1(x) = 1/(2 pi) int_0^{2 pi}
+    cos(t - x sin t) dt by the trapezoid rule: exact to ~1e-15 once the number of nodes exceeds
+    x by a margin (the error falls like (e x / 2n)^n). Here rather than scipy.special.j1 so that
+    importing the ops does not import SciPy (~0.1 s of every build's start)."""
+    x = np.asarray(x, dtype=np.float64)
+    values, inverse = np.unique(x, return_inverse=True)  # a kernel grid has few distinct radii
+    n = 40 + int(math.ceil(1.5 * float(values.max(initial=0.0))))
+    t = np.arange(n, dtype=np.float64) * (2.0 * math.pi / n)
+    j1 = np.cos(t[None, :] - values[:, None] * np.sin(t)[None, :]).mean(axis=1)
+    return j1[inverse].reshape(x.shape)
+
+
 def sinc_kernel(size: int, cutoff: float) -> np.ndarray:
     """Circular low-pass kernel, cutoff in radians per pixel (pi = Nyquist); J1-based."""
     xx, yy = _grid(size)
     r = np.hypot(xx, yy)
     with np.errstate(divide="ignore", invalid="ignore"):
-        kernel = cutoff * special.j1(cutoff * r) / (2.0 * np.pi * r)
+        kernel = cutoff * bessel_j1(cutoff * r) / (2.0 * np.pi * r)
     kernel[size // 2, size // 2] = cutoff**2 / (4.0 * np.pi)  # the limit at r = 0
     return _normalized(kernel)
 
@@ -127,11 +139,14 @@ def make_kernel(
 
 APPLY_TOLERANCE = 5e-4  # max |output - exact dense filter| for images in [0, 1]
 
-# Cost model, ms at 512x512x3 float32 on one core (fitted to timings of 120 kernels drawn from
-# the default ``blur`` config; only the ratios matter):
-_SEP_TERM_MS, _SEP_TAP_MS = 0.35, 0.06  # per rank-1 term, per 1-D tap
+# Cost model, ms for a 512x512x3 float32 image on one core (fitted to timings of 120 kernels
+# drawn from the default ``blur`` config at 128, 256, 512 and 768 px; only the ratios matter).
+# Filtering costs scale with the pixel count; the FFT's with the padded size, plus a fixed
+# overhead (seven DFT calls) that makes it a poor choice on small images.
+_SEP_TERM_MS, _SEP_TAP_MS = 0.29, 0.059  # per rank-1 term, per 1-D tap
 _DENSE_TAP_MS, _DENSE_DFT_MIN, _DENSE_DFT_MS = 0.04, 13, 10.0  # filter2D: 0.04 k^2 below 13x13, its DFT path above
-_FFT_MS = 7.0
+_FFT_MS, _FFT_OVERHEAD_MS = 7.0, 0.15  # at a padded size of 532x532
+_CALL_MS = 0.02  # per OpenCV call, whatever the size
 
 
 def _crop(kernel: np.ndarray, budget: float) -> tuple[np.ndarray, float]:
@@ -196,12 +211,33 @@ def separable_terms(kernel: np.ndarray, tolerance: float = APPLY_TOLERANCE) -> l
     return terms
 
 
-def _separable_cost(terms) -> float:
-    return sum(_SEP_TERM_MS + _SEP_TAP_MS * (len(c) + len(r)) for c, r in terms)
+def _separable_cost(terms, area: float) -> float:
+    return sum(_CALL_MS + area * (_SEP_TERM_MS + _SEP_TAP_MS * (len(c) + len(r))) for c, r in terms)
 
 
-def _dense_cost(size: int) -> float:
-    return _DENSE_TAP_MS * size * size if size < _DENSE_DFT_MIN else _DENSE_DFT_MS
+def _dense_cost(size: int, area: float) -> float:
+    return _CALL_MS + area * (_DENSE_TAP_MS * size * size if size < _DENSE_DFT_MIN else _DENSE_DFT_MS)
+
+
+def _fft_cost(shape: tuple[int, ...], size: int) -> float:
+    channels = shape[2] if len(shape) > 2 else 1
+    padded = (shape[0] + size - 1) * (shape[1] + size - 1) / (532.0 * 532.0) * channels / 3.0
+    return _FFT_OVERHEAD_MS + _FFT_MS * padded
+
+
+def choose_method(kernel: np.ndarray, shape: tuple[int, ...], tolerance: float = APPLY_TOLERANCE) -> str:
+    """"separable", "dense" or "fft": the cheapest by the cost model above for this kernel and
+    image shape (H, W, C). A function of both alone, so replay picks the same method."""
+    return _plan(kernel, shape, tolerance)[0]
+
+
+def _plan(kernel: np.ndarray, shape: tuple[int, ...], tolerance: float):
+    terms = separable_terms(kernel, tolerance)
+    cropped, _ = _crop(kernel, tolerance / 2)
+    area = shape[0] * shape[1] * (shape[2] if len(shape) > 2 else 1) / (512.0 * 512.0 * 3.0)
+    costs = {"separable": _separable_cost(terms, area), "dense": _dense_cost(cropped.shape[0], area),
+             "fft": _fft_cost(shape, cropped.shape[0])}
+    return min(costs, key=costs.get), terms, cropped
 
 
 def _fft_filter(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -242,10 +278,7 @@ def convolve(image: np.ndarray, kernel: np.ndarray, tolerance: float = APPLY_TOL
     Returns a new float32 array (not clipped), within ``tolerance`` per pixel of the exact
     dense filter for inputs in [0, 1] (see the note above).
     """
-    terms = separable_terms(kernel, tolerance)
-    cropped, _ = _crop(kernel, tolerance / 2)
-    costs = {"separable": _separable_cost(terms), "dense": _dense_cost(cropped.shape[0]), "fft": _FFT_MS}
-    method = min(costs, key=costs.get)
+    method, terms, cropped = _plan(kernel, image.shape, tolerance)
     if method == "dense":
         return cv2.filter2D(image, cv2.CV_32F, cropped.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
     if method == "fft":

@@ -60,29 +60,65 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 1, 1.5 * x**3 - 2.5 * x**2 + 1, np.where(x < 2, -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2, 0.0))
 
 
-def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) resampling matrix: pixel centres mapped as everywhere in this module, the
-    kernel stretched by 1/scale when shrinking, symmetric (mirror) borders, rows summing to 1."""
+def _cubic_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index, weights), both (n_out, taps): output pixel i is sum_t weights[i, t] *
+    input[index[i, t]] (index before mirroring). Pixel centres are mapped as everywhere in this
+    module, the kernel is stretched by 1/scale when shrinking, rows sum to 1."""
     scale = n_out / n_in
     stretch = min(scale, 1.0)
     centres = (np.arange(n_out) + 0.5) / scale - 0.5
     support = 2.0 / stretch
     taps = np.arange(-math.ceil(support), math.ceil(support) + 1)
-    index = np.floor(centres)[:, None] + taps[None, :]
+    index = (np.floor(centres)[:, None] + taps[None, :]).astype(np.int64)
     weights = stretch * _cubic(stretch * (centres[:, None] - index))
     weights /= weights.sum(axis=1, keepdims=True)
-    mirrored = np.abs(index).astype(np.int64)  # symmetric padding: -1 -> 0, n -> n - 1
+    return index, weights
+
+
+def _cubic_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) resampling matrix of _cubic_taps with symmetric (mirror) borders."""
+    index, weights = _cubic_taps(n_in, n_out)
+    # symmetric padding (MATLAB's and BSRGAN's imresize): -1 -> 0, -2 -> 1, n -> n - 1
+    mirrored = np.where(index < 0, -index - 1, index)
     mirrored = np.where(mirrored > n_in - 1, 2 * n_in - 1 - mirrored, mirrored).clip(0, n_in - 1)
     matrix = np.zeros((n_out, n_in), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(n_out), len(taps)), mirrored.ravel()), weights.ravel())
+    np.add.at(matrix, (np.repeat(np.arange(n_out), index.shape[1]), mirrored.ravel()), weights.ravel())
     return matrix.astype(np.float32)
+
+
+def _shrink_axis0(image: np.ndarray, n_out: int) -> np.ndarray | None:
+    """Axis 0 of (n_in, m) float32 shrunk by an integer factor s = n_in / n_out, or None when the
+    factor is not an integer. Then every output row has the same weights, so it is one 1-D
+    filter over symmetric-padded rows (OpenCV) and every s-th row: ~10x faster than the
+    matrix product, same values to float32 rounding."""
+    n_in = image.shape[0]
+    if n_in % n_out or n_in == n_out:
+        return None
+    s = n_in // n_out
+    index, weights = _cubic_taps(n_in, n_out)
+    pad = index.shape[1]
+    if pad > n_in:  # the kernel outgrows the image: the mirror would fold more than once
+        return None
+    padded = cv2.copyMakeBorder(image, pad, pad, 0, 0, cv2.BORDER_REFLECT)  # symmetric: -1 -> 0
+    kernel = weights[0].astype(np.float32)  # a column: filter2D's direct loop (sepFilter2D is 3x slower here)
+    # anchor (0, 0): filtered[j] = sum_t kernel[t] * padded[j + t]
+    filtered = cv2.filter2D(padded, cv2.CV_32F, kernel.reshape(-1, 1), anchor=(0, 0), borderType=cv2.BORDER_REFLECT)
+    if filtered.ndim == 3:
+        filtered = filtered.reshape(filtered.shape[0], -1)
+    first = int(index[0, 0]) + pad
+    return filtered[first : first + s * n_out : s]
 
 
 def _resize_antialiased_cubic(image: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
     h, w, c = image.shape
-    rows = _cubic_weights(h, out_height) @ image.reshape(h, w * c)  # (out_h, w*c)
-    rows = rows.reshape(out_height, w, c).transpose(1, 0, 2).reshape(w, out_height * c)
-    out = _cubic_weights(w, out_width) @ rows  # (out_w, out_h*c)
+    flat = image.reshape(h, w * c)
+    rows = _shrink_axis0(flat, out_height)
+    if rows is None:
+        rows = _cubic_weights(h, out_height) @ flat  # (out_h, w*c)
+    rows = np.ascontiguousarray(rows.reshape(out_height, w, c).transpose(1, 0, 2).reshape(w, out_height * c))
+    out = _shrink_axis0(rows, out_width)
+    if out is None:
+        out = _cubic_weights(w, out_width) @ rows  # (out_w, out_h*c)
     return np.ascontiguousarray(out.reshape(out_width, out_height, c).transpose(1, 0, 2))
 
 
@@ -109,6 +145,9 @@ class ResizeConfig:
 
     up_prob / down_prob / keep_prob: how the scale factor is drawn (sum to 1).
     up_range / down_range: scale factor (output / input side length) ranges.
+    down_divisor_range: if set, a downscale is 1 / d with d ~ U[down_divisor_range] instead of
+        U[down_range] (BSRGAN's intermediate downsample: d ~ U[1, 2 * scale], median factor
+        0.22 at x4 where U[0.125, 1] has 0.56).
     modes / mode_probs: interpolation choices.
     relative_to: "current" scales the current image size; "target" scales ctx.target_size
         (Real-ESRGAN stage 2: size = target_size * scale). Output side = floor(base * scale),
@@ -120,6 +159,7 @@ class ResizeConfig:
     keep_prob: float = 0.1
     up_range: tuple[float, float] = (1.0, 1.5)
     down_range: tuple[float, float] = (0.15, 1.0)
+    down_divisor_range: tuple[float, float] | None = None
     modes: tuple[str, ...] = _MODES
     mode_probs: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
     relative_to: str = "current"
@@ -128,6 +168,8 @@ class ResizeConfig:
         check_probs("resize", "up_prob, down_prob, keep_prob", (self.up_prob, self.down_prob, self.keep_prob), 3)
         check_range("resize", "up_range", self.up_range, low=1e-6)
         check_range("resize", "down_range", self.down_range, low=1e-6)
+        if self.down_divisor_range is not None:
+            check_range("resize", "down_divisor_range", self.down_divisor_range, low=1e-6)
         _check_modes("resize", self.modes, self.mode_probs)
         if self.relative_to not in ("current", "target"):
             raise ValueError(f"resize.relative_to: expected 'current' or 'target', got {self.relative_to!r}")
@@ -137,6 +179,8 @@ def sample_resize(rng: np.random.Generator, config: ResizeConfig, image_shape, c
     direction = choose(rng, (config.up_prob, config.down_prob, config.keep_prob))
     if direction == 0:
         scale = uniform(rng, config.up_range)
+    elif direction == 1 and config.down_divisor_range is not None:
+        scale = 1.0 / uniform(rng, config.down_divisor_range)
     elif direction == 1:
         scale = uniform(rng, config.down_range)
     else:
@@ -252,11 +296,18 @@ def apply_stride_downsample(image: np.ndarray, params: StrideDownsampleParams) -
     if s < 1:
         raise ValueError(f"stride_downsample: stride must be >= 1, got {s}")
     taps = shifted_gaussian_1d(float(params.sigma), (s - 1) / 2.0)
-    # cv2 filters are correlations: out(x) = sum_u taps[u] in(x + u), so the blur centre is x + shift
-    blurred = cv2.sepFilter2D(image, cv2.CV_32F, taps, taps, borderType=cv2.BORDER_REFLECT_101)
+    # cv2 filters are correlations: out(x) = sum_u taps[u] in(x + u), so the blur centre is x + shift.
+    # Only every s-th output is kept, so filter the rows, drop the unused columns, then filter
+    # the columns of what is left: the same values as the full 2-D separable filter (each axis
+    # is padded on its own either way), at ~1/3 of its cost.
+    rows = cv2.filter2D(image, cv2.CV_32F, taps.reshape(1, -1), borderType=cv2.BORDER_REFLECT_101)
+    if rows.ndim == 2:
+        rows = rows[:, :, None]
+    rows = np.ascontiguousarray(rows[:, ::s])
+    blurred = cv2.filter2D(rows, cv2.CV_32F, taps.reshape(-1, 1), borderType=cv2.BORDER_REFLECT_101)
     if blurred.ndim == 2:
         blurred = blurred[:, :, None]
-    return clip_unit(blurred[::s, ::s].copy())
+    return clip_unit(blurred[::s].copy())
 
 
 register(
