@@ -14,7 +14,7 @@ import numpy as np
 from pairgen import ops
 from pairgen.api import make_task
 from pairgen.executors import prepare_worker
-from pairgen.recipes import run_steps
+from pairgen.steps import run_steps
 from pairgen.rng import sample_rng
 
 

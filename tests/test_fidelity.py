@@ -25,7 +25,7 @@ from scipy import linalg, stats
 
 from pairgen import ops
 from pairgen.api import make_task
-from pairgen.recipes import OneOf, OpStep, Shuffle, run_steps
+from pairgen.steps import OneOf, OpStep, Shuffle, run_steps
 from pairgen.rng import sample_rng
 
 N = 4000
