@@ -362,6 +362,7 @@ class RenderedTask(Task):
         """A PNG of the photo, at most MAX_TEXTURE_SIDE px, decoded by pairgen's safe rules."""
         import cv2
 
+        from ..encoding import encode_png
         from ..sources import DecodeError, display_path, load_rgb
 
         side = min(MAX_TEXTURE_SIDE, max(MIN_TEXTURE_SIDE, *self.resolution))
@@ -376,10 +377,9 @@ class RenderedTask(Task):
             scale = side / max(h, w)
             if scale < 1:
                 image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-            ok, data = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "wb") as handle:
-                handle.write(data.tobytes())
+                handle.write(encode_png(image))
             os.replace(tmp, path)
         return path
 

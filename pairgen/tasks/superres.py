@@ -47,14 +47,15 @@ class SuperResTask(PhotoTask):
         hr = ops.to_float(crop)
         ctx = ops.Context(hr.shape[:2], self.scale)
         record["target_ops"], record["degrade_ops"] = [], []
-        target = run_steps(self.target_steps, hr, rng, ctx, record["target_ops"])
+        target = run_steps(self.target_steps, hr, rng, ctx, record["target_ops"]) if self.target_steps else None
         lr = run_steps(self.degrade_steps, hr, rng, ctx, record["degrade_ops"])
         if lr.shape[:2] != ctx.target_size:
             raise RecipeError(
                 f"recipe {self.recipe_name!r}: the degrade steps ended at {lr.shape[1]}x{lr.shape[0]} px, "
                 f"not the target {ctx.target_size[1]}x{ctx.target_size[0]}; end them with resize_to_target"
             )
-        return {"hr.png": ops.to_uint8(target), "lr.png": ops.to_uint8(lr)}
+        # No target steps: the HR is the crop itself (to_uint8(to_float(x)) == x for every value).
+        return {"hr.png": np.ascontiguousarray(crop) if target is None else ops.to_uint8(target), "lr.png": ops.to_uint8(lr)}
 
     @classmethod
     def replay_crop(cls, crop, record):
