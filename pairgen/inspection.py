@@ -87,8 +87,8 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
 
 def _applied_ops(record: dict):
     """Every applied-operation entry of a record: the items of its lists of {"op", "params"}
-    (a photo task's target_ops, degrade_ops, mask_ops, ...), with the list's name."""
-    for group, entries in record.items():
+    (a photo task's target_ops, degrade_ops, edge_ops, ...)."""
+    for entries in record.values():
         if isinstance(entries, list) and entries and all(isinstance(e, dict) and "op" in e and "params" in e for e in entries):
             yield from entries
 

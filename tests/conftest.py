@@ -36,3 +36,14 @@ def photos(tmp_path_factory):
     sub.mkdir()
     write_rgb(str(sub / "astronaut_face.png"), data.astronaut()[40:200, 160:360])
     return folder
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread; on 2 shared cores a spinning pool slows them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

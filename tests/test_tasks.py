@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 import webdataset as wds
 
 from pairgen.api import build, make_task, replay
@@ -119,15 +118,10 @@ def test_every_field_previews_through_its_view(built):
         assert name in result.stdout
 
 
-def test_trains_a_few_steps(built, tmp_path):
+def test_trains_a_few_steps(built, tmp_path, one_torch_thread):
     recipe, out = built
     card, _ = read_back(out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert fit.main([str(out), "--out", str(tmp_path / "run"), *TRAIN]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert fit.main([str(out), "--out", str(tmp_path / "run"), *TRAIN]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["kind"] == card["train_kind"] and config["task"] == card["task"]
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -203,10 +203,9 @@ class RenderedTask(Task):
         return {}
 
     def options_record(self) -> dict:
-        record = {"blend": self.blend, "scenes": self.scenes, "frames": list(self.frames) if self.frames else None,
-                  "step": self.step, "resolution": list(self.resolution) if self.resolution else None,
-                  "samples": self.render_settings["samples"]}
-        return record
+        return {"blend": self.blend, "scenes": self.scenes, "frames": list(self.frames) if self.frames else None,
+                "step": self.step, "resolution": list(self.resolution) if self.resolution else None,
+                "samples": self.render_settings["samples"]}
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
