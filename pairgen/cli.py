@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import PairgenError, RecipeError, UsageError
+from .errors import Interrupted, PairgenError, RecipeError, UsageError
 from .tasks import registered_tasks
 
 
@@ -20,6 +20,12 @@ class _Group(click.Group):
         except (UsageError, RecipeError) as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(2)
+        except Interrupted as exc:
+            from .api import exit_at_next_interrupt
+
+            exit_at_next_interrupt()
+            click.echo(f"pairgen: {exc}", err=True)
+            ctx.exit(130)
         except PairgenError as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(1)
