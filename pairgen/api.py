@@ -67,8 +67,9 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     started = time.perf_counter()
     _check_options(out, workers, shard_size, limit, format, executor)
     # What repairs (``pairgen verify --repair``) rerun: the command minus how it ran.
-    invocation = to_jsonable({"recipe": recipe, "src": list(src), "seed": seed, "shard_size": shard_size, "limit": limit,
-                              "format": format, "overrides": list(overrides), "max_pixels": max_pixels, **task_options})
+    invocation = to_jsonable({"recipe": _absolute(recipe), "src": [_absolute(s) for s in src], "seed": seed,
+                              "shard_size": shard_size, "limit": limit, "format": format, "overrides": list(overrides),
+                              "max_pixels": max_pixels, **{k: _absolute(v) for k, v in task_options.items()}})
     run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
                      progress, log, retries, {"limit": limit}, invocation)
     with _sigterm_as_interrupt():
@@ -79,6 +80,13 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
             return _build(name, task, run, started)
         finally:
             task.close()  # e.g. the idle Blender process of an in-process build
+
+
+def _absolute(value):
+    """A local path argument made absolute (a repair may run from another folder); other values as given."""
+    if isinstance(value, str) and "://" not in value and (os.path.exists(value) or any(c in value for c in "*?[")):
+        return os.path.abspath(value)
+    return value
 
 
 def exit_at_next_interrupt() -> None:
@@ -323,6 +331,8 @@ def replay(record: dict, task: str | None = None) -> dict:
 
 def read_card(folder: str) -> dict:
     path = os.path.join(folder, "dataset.json")
+    if os.path.isfile(folder):
+        raise PairgenError(f"{folder} is a file; give the dataset folder (the one holding dataset.json)")
     if not os.path.isdir(folder):
         raise PairgenError(f"{folder}: no such directory")
     if not os.path.exists(path):

@@ -195,12 +195,39 @@ def list_recipes():
 @main.command()
 @click.argument("folder", type=click.Path())
 @click.option("--samples", "n_samples", default=8, show_default=True, type=int, callback=_positive, help="Samples in the contact sheet.")
-def inspect(folder, n_samples):
-    """Summarise a shard folder and write previews into FOLDER/preview/."""
+@click.option("--preview-dir", type=click.Path(file_okay=False),
+              help="Write the previews here (default: FOLDER/preview/, or a cache folder when FOLDER is read-only).")
+def inspect(folder, n_samples, preview_dir):
+    """Summarise a shard folder and write previews into FOLDER/preview/. Exits 1 when a shard is
+    damaged (named with the last good key; the rest is still read)."""
     from .inspection import inspect as run_inspect
 
-    report = run_inspect(folder, n_samples=n_samples)
+    report = run_inspect(folder, n_samples=n_samples, preview_dir=preview_dir)
     click.echo(report.text)
+    sys.exit(1 if report.problems else 0)
+
+
+@main.command()
+@click.argument("folder", type=click.Path())
+@click.option("--repair", is_flag=True, help="Rebuild the damaged shards bit-exactly with the build's recorded command.")
+@click.option("--quiet", is_flag=True, help="No progress bar while repairing.")
+def verify(folder, repair, quiet):
+    """Check every shard of FOLDER against the size and sha256 recorded when it was written;
+    exit 1 listing the damaged ones (--repair rebuilds them)."""
+    from .verification import repair as run_repair, verify as run_verify
+
+    before, after = run_repair(folder, progress=not quiet) if repair else (run_verify(folder),) * 2
+    for name, reason in sorted(before.bad.items()):
+        click.echo(f"{os.path.join(folder, name)}: {reason}")
+    if repair and not before.ok:
+        fixed = sorted(set(before.bad) - set(after.bad))
+        click.echo(f"repaired {len(fixed)} of {len(before.bad)} damaged shards (byte-identical rebuilds)")
+        for name, reason in sorted(after.bad.items()):
+            click.echo(f"{os.path.join(folder, name)}: still bad: {reason}")
+    verdict = after
+    click.echo(f"{folder}: {verdict.checked} shards checked, {len(verdict.bad)} damaged"
+               + ("" if verdict.ok or repair else "; run `pairgen verify --repair` to rebuild them"))
+    sys.exit(0 if verdict.ok else 1)
 
 
 @main.command()
