@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import PairgenError, RecipeError, UsageError
+from ..recipes import where
 from ..sources import Skip
 
 __all__ = ["BuildInputs", "FieldSpec", "NoOptions", "Skip", "SkipSample", "Task", "WorkItem", "option"]
@@ -147,7 +148,7 @@ class Task:
         for key in raw:
             if key not in allowed:
                 line = getattr(raw, "lines", {}).get(key, 0)
-                raise RecipeError(f"{path} line {line}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+                raise RecipeError(f"{where(path, line)}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
 
     @classmethod
     def from_recipe(cls, recipe, options, inputs: BuildInputs) -> "Task":
