@@ -42,7 +42,7 @@ class BuildResult:
 
 
 def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, overrides=(), max_pixels: int | None = None,
-              workers: int = 1, **task_options):
+              workers: int = 1, exclude=(), **task_options):
     """The task a recipe describes, with the command's options applied: (recipe name, task).
     ``task_options`` are the task's own options (its ``Options`` dataclass, e.g. ``crop``,
     ``scale`` for superres; ``scenes``, ``resolution`` for flow); None means not given."""
@@ -52,7 +52,7 @@ def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, over
     task_class = get_task(recipe_.task, where=recipe_.path, error=RecipeError)
     task_class.check_recipe_keys(recipe_.raw, recipe_.path)
     options = task_class.parse_options(task_options, recipe_.name)
-    inputs = BuildInputs(tuple(src), int(seed), limit, max_pixels, workers)
+    inputs = BuildInputs(tuple(src), int(seed), limit, max_pixels, workers, tuple(exclude))
     return recipe_.name, task_class.from_recipe(recipe_, options, inputs)
 
 
@@ -74,7 +74,7 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
                      progress, log, retries, {"limit": limit}, invocation)
     with _sigterm_as_interrupt():
         name, task = make_task(recipe, src, seed=seed, limit=limit, overrides=overrides, max_pixels=max_pixels,
-                               workers=run.workers, **task_options)
+                               workers=run.workers, exclude=(out,), **task_options)
         run.shard_size = shard_size or task.default_shard_size
         try:
             return _build(name, task, run, started)

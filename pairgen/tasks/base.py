@@ -79,13 +79,15 @@ class FieldSpec:
 @dataclass(frozen=True)
 class BuildInputs:
     """What every build passes to every task: the --src values (photos, textures; empty: the
-    embedded photos), the run seed, --limit, --max-pixels and the worker count."""
+    embedded photos), the run seed, --limit, --max-pixels, the worker count and the folders a
+    source search must leave out (the build's own --out)."""
 
     src: tuple = ()
     seed: int = 0
     limit: int | None = None
     max_pixels: int | None = None
     workers: int = 1
+    exclude: tuple = ()
 
 
 def option(type_: type, help: str, default: Any = None, *, choices: tuple | None = None, minimum: int | None = None,
