@@ -199,7 +199,7 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
 
     def complete() -> str:
         samples = sum(s["samples"] for s in result_stats.values())
-        return f"{len(result_stats)} of {len(specs)} shards complete ({samples} samples) in {out}/"
+        return f"{len(result_stats)} of {len(specs)} shards complete ({samples} samples) in {_folder(out)}"
 
     try:
         try:
@@ -221,11 +221,27 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
                            "free some space (or choose another --out) and run the same command again to resume") from None
     result = BuildResult(out, card, len(todo), len(done_stats), time.perf_counter() - started, failures)
     counts = card["counts"]
-    say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {out}/ "
-        f"in {result.seconds:.1f} s; {counts['skipped']} inputs skipped (reasons in {out}/dataset.json)")
+    say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {_folder(out)} "
+        f"in {result.seconds:.1f} s; {_skip_summary(card['skipped'])}"
+        + (f" (details in {os.path.join(out, 'dataset.json')})" if card["skipped"] else ""))
     if failures:
         raise ShardFailed(f"{len(failures)} shards failed after retries (run the same command again to resume):\n" + "\n".join(failures))
     return result
+
+
+def _folder(path: str) -> str:
+    return path.rstrip("/") + "/" if path.rstrip("/") else path
+
+
+def _skip_summary(skipped: list) -> str:
+    """'3 inputs skipped: too small (2), not an image (1)': the reasons without their details."""
+    if not skipped:
+        return "no input skipped"
+    from collections import Counter
+
+    reasons = Counter(s["reason"].split(":")[0].strip() for s in skipped)
+    listed = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+    return f"{len(skipped)} input{'s' if len(skipped) != 1 else ''} skipped: {listed}"
 
 
 def _item_samples(item) -> int:
@@ -309,10 +325,41 @@ def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, finger
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
+    """A bar on a terminal; plain periodic lines in a log (no carriage returns)."""
+    if enabled and not sys.stderr.isatty():
+        return PlainProgress(total, initial)
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="sample", disable=not enabled, dynamic_ncols=True,
                 desc="pairgen", smoothing=0.1)
+
+
+class PlainProgress:
+    """Progress for a redirected stderr: one line every ``every`` seconds, and one at the end."""
+
+    def __init__(self, total: int, initial: int = 0, every: float = 10.0, stream=None):
+        self.total, self.done, self.every = total, initial, every
+        self.stream = stream or sys.stderr
+        self.started = self.last = time.monotonic()
+        self.initial = initial
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._line(now)
+
+    def close(self) -> None:
+        self._line(time.monotonic())
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        rate = (self.done - self.initial) / elapsed
+        left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 and self.done < self.total else ""
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        print(f"pairgen: {self.done}/{self.total} samples ({percent:.0f}%), {rate:.1f} samples/s{left}",
+              file=self.stream, flush=True)
 
 
 # ----------------------------------------------------------------------------- replay

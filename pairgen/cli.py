@@ -127,7 +127,13 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-@main.command()
+def _recipes_epilog() -> str:
+    from .recipes import builtin_recipes
+
+    return "Built-in recipes: " + ", ".join(builtin_recipes()) + " (`pairgen recipes` describes them)."
+
+
+@main.command(epilog=_recipes_epilog())
 @click.argument("recipe")
 @click.option("--src", "src", multiple=True, help="Input photos: a directory (recursive), a glob, a text file listing paths, or a .tar. Repeatable. Default: the photos embedded in scikit-image.")
 @_run_options
@@ -179,6 +185,26 @@ def export(folder, out, formats):
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     count, files = export_folder(folder, out, chosen)
     click.echo(f"exported {count} samples ({files} files) to {out}/")
+
+
+@main.command("example-photos")
+@click.argument("folder", type=click.Path(file_okay=False))
+def example_photos(folder):
+    """Write the photos embedded in scikit-image into FOLDER as JPEGs (an example --src)."""
+    from .examples import write_example_photos
+
+    paths = write_example_photos(folder)
+    click.echo(f"wrote {len(paths)} example photos to {folder.rstrip('/')}/")
+
+
+@main.command("example-scene")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--frames", default=12, show_default=True, type=int, callback=_positive, help="Animation frames.")
+def example_scene(path, frames):
+    """Make a small animated .blend scene at PATH (an example for render-flow / render-depth)."""
+    from .examples import write_example_scene
+
+    click.echo(f"wrote {write_example_scene(path, frames)} ({frames} frames)")
 
 
 @main.command("recipes")
