@@ -314,7 +314,9 @@ def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L"):
-                return _decode_jpeg(data)
+                array = _decode_jpeg(data, image.getexif().get(0x0112, 1))
+                if array is not None:
+                    return array
             if image.format == "PNG" and _png_bit_depth(data) == 16 and image.mode in ("RGB", "RGBA"):
                 array = _decode_16bit_color_png(data)  # Pillow would truncate 48/64-bit PNGs
             else:
@@ -328,15 +330,32 @@ def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     return to_rgb8(array)
 
 
-def _decode_jpeg(data: bytes) -> np.ndarray:
-    """A colour or gray JPEG straight into one (H, W, 3) array, upright by its EXIF orientation:
-    OpenCV decodes with the same libjpeg-turbo settings as Pillow (the same pixels, tested) but
-    without Pillow's 4-byte-per-pixel buffer and the copy out of it, so a 100-megapixel photo
-    costs its decoded size plus the file, not 2.5 times that."""
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if array is None:
-        raise DecodeError("truncated or corrupt JPEG data")
-    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB, dst=array)  # in place
+# EXIF orientation -> the view that shows the stored pixels upright (as Pillow's exif_transpose).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+    8: lambda a: a.transpose(1, 0, 2)[::-1],
+}
+
+
+def _decode_jpeg(data: bytes, orientation: int):
+    """A colour or gray JPEG decoded straight into one (H, W, 3) array (the same libjpeg-turbo
+    settings as Pillow, so the same pixels: tested), without Pillow's 4-byte-per-pixel buffer and
+    the copy out of it; a 100-megapixel photo costs its decoded size plus the file. None when
+    libjpeg reports damage: Pillow's decoder then decides (it refuses truncated files and keeps
+    complete ones with stray bytes, as before)."""
+    import simplejpeg
+
+    try:
+        array = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+    except ValueError:
+        return None
+    turn = _ORIENT.get(orientation)
+    return np.ascontiguousarray(turn(array)) if turn else array
 
 
 def _png_bit_depth(data: bytes) -> int:

@@ -132,3 +132,13 @@ def test_a_truncated_jpeg_is_refused_not_filled_in():
 
     with pytest.raises(DecodeError, match="truncated or corrupt"):
         decode_image_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+def test_a_complete_jpeg_with_damaged_bytes_decodes_as_pillow_decodes_it():
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, "JPEG", quality=90)
+    damaged = bytearray(buffer.getvalue())
+    for offset in (5000, 9000, 20000):
+        damaged[offset] ^= 0x5A
+    ours = decode_image_bytes(bytes(damaged))
+    assert np.array_equal(ours, _pillow_decode(bytes(damaged)))
