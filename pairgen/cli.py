@@ -25,7 +25,11 @@ class _Group(click.Group):
 
             exit_at_next_interrupt()
             click.echo(f"pairgen: {exc}", err=True)
-            ctx.exit(130)
+            # The workers are gone and the folder is consistent: end now rather than let the
+            # interpreter's exit wait on the process pool's threads.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         except PairgenError as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(1)
@@ -43,6 +47,10 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="pairgen")
 def main():
     """pairgen: paired training data for image-to-image learning, written as shards."""
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
 
 
 def _positive(ctx, param, value):

@@ -56,7 +56,14 @@ def assert_all_gone(pids, timeout=5.0):
 def stop_and_time(proc, send):
     started = time.monotonic()
     send()
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # the build dumps every thread's stack
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        raise AssertionError(f"the build did not stop; its stacks:\n{err[-6000:]}") from None
     return time.monotonic() - started, err
 
 
