@@ -3,17 +3,18 @@
 ``pairgen.inspection`` holds inspect() and export; ``pairgen.tasks`` the tasks (a registry)."""
 from __future__ import annotations
 
-import glob
+import contextlib
 import hashlib
 import json
 import os
-import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
-from . import __version__
-from .errors import PairgenError, RecipeError, UsageError
+from . import __version__, outdir
+from .errors import Interrupted, PairgenError, RecipeError, UsageError
 from .executors import ShardFailed, ShardSpec, run_local, run_ray
 from .recipes import load_recipe
 from .records import to_jsonable
@@ -41,7 +42,7 @@ class BuildResult:
 
 
 def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, overrides=(), max_pixels: int | None = None,
-              workers: int = 1, **task_options):
+              workers: int = 1, exclude=(), **task_options):
     """The task a recipe describes, with the command's options applied: (recipe name, task).
     ``task_options`` are the task's own options (its ``Options`` dataclass, e.g. ``crop``,
     ``scale`` for superres; ``scenes``, ``resolution`` for flow); None means not given."""
@@ -51,7 +52,7 @@ def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, over
     task_class = get_task(recipe_.task, where=recipe_.path, error=RecipeError)
     task_class.check_recipe_keys(recipe_.raw, recipe_.path)
     options = task_class.parse_options(task_options, recipe_.name)
-    inputs = BuildInputs(tuple(src), int(seed), limit, max_pixels, workers)
+    inputs = BuildInputs(tuple(src), int(seed), limit, max_pixels, workers, tuple(exclude))
     return recipe_.name, task_class.from_recipe(recipe_, options, inputs)
 
 
@@ -64,16 +65,57 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     rendered ones). progress: show a progress bar; log: print the plan and the summary.
     task_options: the recipe's task's own options (see ``make_task``)."""
     started = time.perf_counter()
-    _check_options(workers, shard_size, limit, format, executor)
+    _check_options(out, workers, shard_size, limit, format, executor)
+    # What repairs (``pairgen verify --repair``) rerun: the command minus how it ran.
+    invocation = to_jsonable({"recipe": _absolute(recipe), "src": [_absolute(s) for s in src], "seed": seed,
+                              "shard_size": shard_size, "limit": limit, "format": format, "overrides": list(overrides),
+                              "max_pixels": max_pixels, **{k: _absolute(v) for k, v in task_options.items()}})
     run = RunOptions(out, seed, workers or os.cpu_count() or 1, shard_size, format, overwrite, executor, ray_address,
-                     progress, log, retries, {"limit": limit})
-    name, task = make_task(recipe, src, seed=seed, limit=limit, overrides=overrides, max_pixels=max_pixels,
-                           workers=run.workers, **task_options)
-    run.shard_size = shard_size or task.default_shard_size
+                     progress, log, retries, {"limit": limit}, invocation)
+    with _sigterm_as_interrupt():
+        name, task = make_task(recipe, src, seed=seed, limit=limit, overrides=overrides, max_pixels=max_pixels,
+                               workers=run.workers, exclude=(out,), **task_options)
+        run.shard_size = shard_size or task.default_shard_size
+        try:
+            return _build(name, task, run, started)
+        finally:
+            task.close()  # e.g. the idle Blender process of an in-process build
+
+
+def _absolute(value):
+    """A local path argument made absolute (a repair may run from another folder); other values as given."""
+    if isinstance(value, str) and "://" not in value and (os.path.exists(value) or any(c in value for c in "*?[")):
+        return os.path.abspath(value)
+    return value
+
+
+def exit_at_next_interrupt() -> None:
+    """While a stopped build tidies up, a second Ctrl-C or SIGTERM ends the process at once (the
+    folder stays resumable: a rerun removes whatever temporaries are left)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def exit_now(signum, frame):
+        os.write(2, b"\npairgen: stopped; run the same command again to resume\n")
+        os._exit(130)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, exit_now)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (timeout, a scheduler, a container stop) stops a build the way Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _build(name, task, run, started)
+        yield
     finally:
-        task.close()  # e.g. the idle Blender process of an in-process build
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @dataclass
@@ -92,6 +134,7 @@ class RunOptions:
     log: bool
     retries: int
     recorded: dict  # the command's options, for build.json and the card
+    invocation: dict = field(default_factory=dict)  # the build's arguments, for repairs
 
 
 def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
@@ -110,7 +153,19 @@ def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
     fingerprint = {"recipe": task_card.get("recipe", {}), "task": task.name, "seed": seed, "format": format,
                    "shard_size": run.shard_size, "options": run.recorded,
                    "items": hashlib.sha256(json.dumps([i.identity for i in items]).encode()).hexdigest()}
-    _prepare_out(out, fingerprint, run.overwrite)
+    lock = outdir.open_out(out)
+    try:
+        return _build_locked(name, task, run, started, say, items, skipped, task_card, fingerprint)
+    finally:
+        lock.release()
+
+
+def _build_locked(name, task, run, started, say, items, skipped, task_card, fingerprint) -> BuildResult:
+    out, seed, format, workers = run.out, run.seed, run.format, run.workers
+    try:
+        outdir.prepare(out, fingerprint, run.invocation, run.overwrite)
+    except OSError as exc:
+        raise outdir.unwritable(out, exc) from None
 
     specs = [ShardSpec(i, shard_file(name, i, format), out, format, seed, task, group)
              for i, group in enumerate(_pack(items, run.shard_size, task))]
@@ -141,20 +196,52 @@ def _build(name: str, task, run: RunOptions, started: float) -> BuildResult:
 
     execute = run_ray if run.executor == "ray" else run_local
     extra = {"address": run.ray_address} if run.executor == "ray" else {}
-    try:
-        failures = execute(todo, workers, bar.update, on_shard, retries=run.retries, **extra)
-    finally:
-        bar.close()
 
-    card = _card(name, task, task_card, seed, format, specs, result_stats, skipped, items, fingerprint)
-    write_json_atomic(os.path.join(out, "dataset.json"), card)
+    def complete() -> str:
+        samples = sum(s["samples"] for s in result_stats.values())
+        return f"{len(result_stats)} of {len(specs)} shards complete ({samples} samples) in {_folder(out)}"
+
+    try:
+        try:
+            failures = execute(todo, workers, bar.update, on_shard, retries=run.retries, **extra)
+        finally:
+            bar.close()
+        card = _card(name, task, task_card, seed, format, specs, result_stats, skipped, items, fingerprint)
+        write_json_atomic(os.path.join(out, "dataset.json"), card)
+    except KeyboardInterrupt:
+        exit_at_next_interrupt()
+        outdir.remove_temporaries(out)
+        raise Interrupted(f"interrupted: {complete()}; run the same command again to resume") from None
+    except OSError as exc:
+        if exc.errno not in outdir.MEDIUM_ERRORS:
+            raise
+        outdir.remove_temporaries(out)  # a full disk stays full with them
+        where = f" writing {exc.filename}" if exc.filename else ""
+        raise PairgenError(f"{outdir.MEDIUM_ERRORS[exc.errno]} on {out}{where}; {complete()}; "
+                           "free some space (or choose another --out) and run the same command again to resume") from None
     result = BuildResult(out, card, len(todo), len(done_stats), time.perf_counter() - started, failures)
     counts = card["counts"]
-    say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {out}/ "
-        f"in {result.seconds:.1f} s; {counts['skipped']} inputs skipped (reasons in {out}/dataset.json)")
+    say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {_folder(out)} "
+        f"in {result.seconds:.1f} s; {_skip_summary(card['skipped'])}"
+        + (f" (details in {os.path.join(out, 'dataset.json')})" if card["skipped"] else ""))
     if failures:
         raise ShardFailed(f"{len(failures)} shards failed after retries (run the same command again to resume):\n" + "\n".join(failures))
     return result
+
+
+def _folder(path: str) -> str:
+    return path.rstrip("/") + "/" if path.rstrip("/") else path
+
+
+def _skip_summary(skipped: list) -> str:
+    """'3 inputs skipped: too small (2), not an image (1)': the reasons without their details."""
+    if not skipped:
+        return "no input skipped"
+    from collections import Counter
+
+    reasons = Counter(s["reason"].split(":")[0].strip() for s in skipped)
+    listed = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+    return f"{len(skipped)} input{'s' if len(skipped) != 1 else ''} skipped: {listed}"
 
 
 def _item_samples(item) -> int:
@@ -189,7 +276,8 @@ def _pack(items, shard_size: int, task) -> list[list]:
     return shards
 
 
-def _check_options(workers, shard_size, limit, fmt, executor):
+def _check_options(out, workers, shard_size, limit, fmt, executor):
+    outdir.check_out_path(out)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if shard_size is not None and shard_size < 1:
@@ -200,25 +288,6 @@ def _check_options(workers, shard_size, limit, fmt, executor):
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor must be local or ray, got {executor!r}")
-
-
-def _prepare_out(out: str, fingerprint: dict, overwrite: bool) -> None:
-    marker = os.path.join(out, "build.json")
-    if overwrite and os.path.isdir(out):
-        if os.listdir(out) and not os.path.exists(marker):
-            raise PairgenError(f"--overwrite: {out} exists and was not written by pairgen (no build.json); refusing to delete it")
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
-    if os.path.exists(marker):
-        with open(marker, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        if previous != json.loads(json.dumps(fingerprint)):
-            raise PairgenError(f"{out} holds a build made with other options or inputs; use --overwrite to start over or choose another --out")
-    elif os.listdir(out):
-        raise PairgenError(f"{out} is not empty and holds no pairgen build; choose an empty or new --out")
-    for stale in glob.glob(os.path.join(out, "*.tmp")):
-        os.unlink(stale)  # pieces of an interrupted run, never trusted
-    write_json_atomic(marker, fingerprint)
 
 
 def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, fingerprint) -> dict:
@@ -256,10 +325,41 @@ def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, finger
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
+    """A bar on a terminal; plain periodic lines in a log (no carriage returns)."""
+    if enabled and not sys.stderr.isatty():
+        return PlainProgress(total, initial)
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="sample", disable=not enabled, dynamic_ncols=True,
                 desc="pairgen", smoothing=0.1)
+
+
+class PlainProgress:
+    """Progress for a redirected stderr: one line every ``every`` seconds, and one at the end."""
+
+    def __init__(self, total: int, initial: int = 0, every: float = 10.0, stream=None):
+        self.total, self.done, self.every = total, initial, every
+        self.stream = stream or sys.stderr
+        self.started = self.last = time.monotonic()
+        self.initial = initial
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._line(now)
+
+    def close(self) -> None:
+        self._line(time.monotonic())
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        rate = (self.done - self.initial) / elapsed
+        left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 and self.done < self.total else ""
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        print(f"pairgen: {self.done}/{self.total} samples ({percent:.0f}%), {rate:.1f} samples/s{left}",
+              file=self.stream, flush=True)
 
 
 # ----------------------------------------------------------------------------- replay
@@ -278,6 +378,8 @@ def replay(record: dict, task: str | None = None) -> dict:
 
 def read_card(folder: str) -> dict:
     path = os.path.join(folder, "dataset.json")
+    if os.path.isfile(folder):
+        raise PairgenError(f"{folder} is a file; give the dataset folder (the one holding dataset.json)")
     if not os.path.isdir(folder):
         raise PairgenError(f"{folder}: no such directory")
     if not os.path.exists(path):

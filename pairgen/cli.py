@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import PairgenError, RecipeError, UsageError
+from .errors import Interrupted, PairgenError, RecipeError, UsageError
 from .tasks import registered_tasks
 
 
@@ -20,6 +20,16 @@ class _Group(click.Group):
         except (UsageError, RecipeError) as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(2)
+        except Interrupted as exc:
+            from .api import exit_at_next_interrupt
+
+            exit_at_next_interrupt()
+            click.echo(f"pairgen: {exc}", err=True)
+            # The workers are gone and the folder is consistent: end now rather than let the
+            # interpreter's exit wait on the process pool's threads.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         except PairgenError as exc:
             click.echo(f"pairgen: error: {exc}", err=True)
             ctx.exit(1)
@@ -37,6 +47,10 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="pairgen")
 def main():
     """pairgen: paired training data for image-to-image learning, written as shards."""
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
 
 
 def _positive(ctx, param, value):
@@ -121,7 +135,13 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-@main.command()
+def _recipes_epilog() -> str:
+    from .recipes import builtin_recipes
+
+    return "Built-in recipes: " + ", ".join(builtin_recipes()) + " (`pairgen recipes` describes them)."
+
+
+@main.command(epilog=_recipes_epilog())
 @click.argument("recipe")
 @click.option("--src", "src", multiple=True, help="Input photos: a directory (recursive), a glob, a text file listing paths, or a .tar. Repeatable. Default: the photos embedded in scikit-image.")
 @_run_options
@@ -175,6 +195,26 @@ def export(folder, out, formats):
     click.echo(f"exported {count} samples ({files} files) to {out}/")
 
 
+@main.command("example-photos")
+@click.argument("folder", type=click.Path(file_okay=False))
+def example_photos(folder):
+    """Write the photos embedded in scikit-image into FOLDER as JPEGs (an example --src)."""
+    from .examples import write_example_photos
+
+    paths = write_example_photos(folder)
+    click.echo(f"wrote {len(paths)} example photos to {folder.rstrip('/')}/")
+
+
+@main.command("example-scene")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--frames", default=12, show_default=True, type=int, callback=_positive, help="Animation frames.")
+def example_scene(path, frames):
+    """Make a small animated .blend scene at PATH (an example for render-flow / render-depth)."""
+    from .examples import write_example_scene
+
+    click.echo(f"wrote {write_example_scene(path, frames)} ({frames} frames)")
+
+
 @main.command("recipes")
 def list_recipes():
     """List the built-in recipes."""
@@ -189,12 +229,39 @@ def list_recipes():
 @main.command()
 @click.argument("folder", type=click.Path())
 @click.option("--samples", "n_samples", default=8, show_default=True, type=int, callback=_positive, help="Samples in the contact sheet.")
-def inspect(folder, n_samples):
-    """Summarise a shard folder and write previews into FOLDER/preview/."""
+@click.option("--preview-dir", type=click.Path(file_okay=False),
+              help="Write the previews here (default: FOLDER/preview/, or a cache folder when FOLDER is read-only).")
+def inspect(folder, n_samples, preview_dir):
+    """Summarise a shard folder and write previews into FOLDER/preview/. Exits 1 when a shard is
+    damaged (named with the last good key; the rest is still read)."""
     from .inspection import inspect as run_inspect
 
-    report = run_inspect(folder, n_samples=n_samples)
+    report = run_inspect(folder, n_samples=n_samples, preview_dir=preview_dir)
     click.echo(report.text)
+    sys.exit(1 if report.problems else 0)
+
+
+@main.command()
+@click.argument("folder", type=click.Path())
+@click.option("--repair", is_flag=True, help="Rebuild the damaged shards bit-exactly with the build's recorded command.")
+@click.option("--quiet", is_flag=True, help="No progress bar while repairing.")
+def verify(folder, repair, quiet):
+    """Check every shard of FOLDER against the size and sha256 recorded when it was written;
+    exit 1 listing the damaged ones (--repair rebuilds them)."""
+    from .verification import repair as run_repair, verify as run_verify
+
+    before, after = run_repair(folder, progress=not quiet) if repair else (run_verify(folder),) * 2
+    for name, reason in sorted(before.bad.items()):
+        click.echo(f"{os.path.join(folder, name)}: {reason}")
+    if repair and not before.ok:
+        fixed = sorted(set(before.bad) - set(after.bad))
+        click.echo(f"repaired {len(fixed)} of {len(before.bad)} damaged shards (byte-identical rebuilds)")
+        for name, reason in sorted(after.bad.items()):
+            click.echo(f"{os.path.join(folder, name)}: still bad: {reason}")
+    verdict = after
+    click.echo(f"{folder}: {verdict.checked} shards checked, {len(verdict.bad)} damaged"
+               + ("" if verdict.ok or repair else "; run `pairgen verify --repair` to rebuild them"))
+    sys.exit(0 if verdict.ok else 1)
 
 
 @main.command()

@@ -11,3 +11,7 @@ class RecipeError(PairgenError):
 
 class UsageError(PairgenError):
     """Wrong command-line usage (bad option combination or value): exit 2."""
+
+
+class Interrupted(PairgenError):
+    """The build was stopped (Ctrl-C, SIGTERM); the folder is resumable: exit 130."""

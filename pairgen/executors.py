@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -13,8 +15,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from .errors import PairgenError
+from .outdir import MEDIUM_ERRORS
 from .rng import sample_rng
-from .shards import open_writer, stats_file, write_json_atomic
+from .shards import file_sha256, open_writer, stats_file, write_json_atomic
 from .tasks.base import SkipSample, Task, WorkItem
 
 _progress_queue = None  # set in pool workers: per-sample progress to the main process
@@ -39,7 +42,7 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
     """Make every sample of one shard, write it atomically, then its stats file; return the stats."""
     started = time.perf_counter()
     path = os.path.join(spec.out_dir, spec.name)
-    writer = open_writer(path, spec.fmt)
+    writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
     samples, skipped, keys = 0, [], []
     try:
         for item in spec.items:
@@ -49,14 +52,14 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
                 skipped.append({"path": exc.path, "reason": exc.reason})
                 made = []
             for key, fields in made:
-                writer.write(key, fields)
+                _write(writer.write, key, fields, tmp=writer.tmp)
                 keys.append(key)
                 samples += 1
                 _report(progress, 1)
+        _write(writer.close, tmp=writer.tmp)
     except BaseException:
         writer.abort()
         raise
-    writer.close()
     stats = {
         "shard": spec.name,
         "samples": samples,
@@ -64,10 +67,26 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
         "last_key": keys[-1] if keys else None,
         "skipped": skipped,
         "bytes": os.path.getsize(path),
+        "sha256": file_sha256(path),  # checked on resume and by `pairgen verify`
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
+
+
+def _write(call, *args, tmp: str):
+    """A writer call whose OSError names the file it was writing (tarfile and h5py leave it out)."""
+    try:
+        return call(*args)
+    except OSError as exc:
+        if exc.filename or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, tmp) from exc
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Errors of the output medium (full disk, read-only): no retry can help; stop the build."""
+    return isinstance(exc, OSError) and exc.errno in MEDIUM_ERRORS
 
 
 def _report(progress, n):
@@ -83,7 +102,26 @@ def _report(progress, n):
 def _init_worker(progress_queue):
     global _progress_queue
     _progress_queue = progress_queue
+    # The main process decides how a build stops: a terminal's Ctrl-C reaches the whole process
+    # group, and a worker interrupted inside a multiprocessing lock would hang the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's "stop like Ctrl-C"
+    _die_with_parent()
     prepare_worker()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that forked it dies, even by SIGKILL
+    (a worker blocked on the pool's queue would otherwise wait forever)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: the main process still stops its workers
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def prepare_worker() -> None:
@@ -114,6 +152,8 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
                     on_shard(process_shard(spec, progress=on_progress))
                     break
                 except Exception as exc:  # report, retry, and keep the other shards going
+                    if _fatal(exc):
+                        raise
                     if attempt == retries:
                         failures.append(f"{spec.name}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         return failures
@@ -123,7 +163,9 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
     attempts = {spec.name: 0 for spec in specs}
     pending = list(specs)
     while pending:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(progress_queue,))
+        futures = {}
+        try:
             futures = {pool.submit(process_shard, spec): spec for spec in pending}
             pending = []
             broken = False
@@ -138,6 +180,8 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
                         broken = True
                         _retry_or_fail(spec, exc, attempts, retries, pending, failures)
                     except Exception as exc:
+                        if _fatal(exc):
+                            raise
                         _retry_or_fail(spec, exc, attempts, retries, pending, failures)
                 if broken:
                     for future, spec in futures.items():
@@ -145,7 +189,45 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
                         pending.append(spec)
                     futures = {}
             _drain(progress_queue, on_progress)
+        except BaseException:  # Ctrl-C or SIGTERM (raised as KeyboardInterrupt): stop now, not after the queue
+            _stop_pool(pool, [futures[f] for f in futures])
+            raise
+        pool.shutdown(wait=True)
     return failures
+
+
+def _stop_pool(pool: ProcessPoolExecutor, in_flight: list[ShardSpec]) -> None:
+    """Cancel the queued shards, end the workers (SIGTERM, then SIGKILL after a second; a
+    second Ctrl-C or SIGTERM kills them at once) and remove the unfinished shards' temporaries."""
+    processes = list((pool._processes or {}).values())  # Python 3.14 has pool.terminate_workers()
+
+    def kill_now(signum, frame):
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, kill_now) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + 1.0
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for spec in in_flight:
+        for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
+            try:
+                os.unlink(os.path.join(spec.out_dir, tmp))
+            except FileNotFoundError:
+                pass
 
 
 def _retry_or_fail(spec, exc, attempts, retries, pending, failures):

@@ -11,7 +11,7 @@ import numpy as np
 from .api import read_card, replay
 from .encoding import encode
 from .errors import PairgenError, UsageError
-from .shards import iter_samples, stats_file
+from .shards import iter_samples, read_stats, shard_damage, stats_file
 
 MAX_SCANNED = 2000  # samples read for parameter summaries; enough for histograms, cheap on big sets
 
@@ -22,22 +22,38 @@ class Report:
     contact_sheet: str
     histograms: str
     parameters: dict
+    problems: list  # damaged or missing shards, named with the last good key
 
 
 def shard_paths(folder: str, card: dict) -> list[str]:
-    paths = []
-    for row in card.get("shards", []):
-        path = os.path.join(folder, row["file"])
-        if not os.path.exists(path):
-            raise PairgenError(f"{path}: listed in dataset.json but missing")
-        paths.append(path)
-    return paths
+    return [os.path.join(folder, row["file"]) for row in card.get("shards", [])]
 
 
-def iter_folder(folder: str, card: dict):
+def iter_folder(folder: str, card: dict, problems: list | None = None):
+    """(shard path, key, fields) of every sample. A missing or damaged shard (its checksum, or a
+    sample that does not decode) is named with the last good key: appended to ``problems`` and
+    skipped when a list is given, an error otherwise."""
     for path in shard_paths(folder, card):
-        for key, fields in iter_samples(path):
-            yield path, key, fields
+        name = os.path.basename(path)
+        damage = shard_damage(folder, name, read_stats(folder, name))
+        if damage == "missing" or (damage and problems is None):
+            _damaged(problems, f"{path}: {damage}")
+            continue
+        if damage:
+            _damaged(problems, f"{path}: {damage}; reading what decodes")
+        key = None
+        try:
+            for key, fields in iter_samples(path):
+                yield path, key, fields
+        except Exception as exc:  # noqa: BLE001 - any decoder's error: name the place, go on
+            where = f"after sample {key}" if key else "at its first sample"
+            _damaged(problems, f"{path}: unreadable {where}: {type(exc).__name__}: {exc}")
+
+
+def _damaged(problems: list | None, message: str) -> None:
+    if problems is None:
+        raise PairgenError(message + "; run `pairgen verify --repair` on the folder")
+    problems.append(message)
 
 
 def field_views(card: dict) -> dict:
@@ -45,7 +61,35 @@ def field_views(card: dict) -> dict:
     return {name: spec.get("view") for name, spec in card.get("fields", {}).items() if spec.get("role") != "meta"}
 
 
-def inspect(folder: str, n_samples: int = 8) -> Report:
+def preview_folder(folder: str, preview_dir: str | None) -> tuple[str, str]:
+    """Where previews go: --preview-dir, else FOLDER/preview, else (a read-only dataset) a
+    folder in the user's cache; with a note when it is not the usual place."""
+    candidates = [preview_dir] if preview_dir else [os.path.join(folder, "preview"), _cache_preview_dir(folder)]
+    for candidate in candidates:
+        try:
+            os.makedirs(candidate, exist_ok=True)
+            probe = os.path.join(candidate, f".write-test-{os.getpid()}")
+            with open(probe, "wb"):
+                pass
+            os.unlink(probe)
+        except OSError as exc:
+            last = exc
+            continue
+        note = "" if candidate == os.path.join(folder, "preview") or preview_dir else \
+            f"  note: {folder} is not writable; previews written to {candidate} (choose with --preview-dir)"
+        return candidate, note
+    raise PairgenError(f"cannot write previews to {candidates[-1]}: {last.strerror}; choose a writable --preview-dir")
+
+
+def _cache_preview_dir(folder: str) -> str:
+    import hashlib
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.sha256(os.path.abspath(folder).encode()).hexdigest()[:12]
+    return os.path.join(cache, "pairgen", "previews", f"{os.path.basename(os.path.abspath(folder))}-{tag}")
+
+
+def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> Report:
     from .encoding import encode_png
     from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
 
@@ -53,12 +97,11 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
     fields = card.get("fields", {})
     views = field_views(card)
     order = [n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role]
-    preview_dir = os.path.join(folder, "preview")
-    os.makedirs(preview_dir, exist_ok=True)
+    preview_dir, note = preview_folder(folder, preview_dir)
 
-    rows, columns, values = [], None, defaultdict(list)
+    rows, columns, values, problems = [], None, defaultdict(list), []
     scanned = 0
-    for _, key, sample in iter_folder(folder, card):
+    for _, key, sample in iter_folder(folder, card, problems):
         if scanned >= MAX_SCANNED:
             break
         scanned += 1
@@ -82,7 +125,13 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
             with open(legends[-1], "wb") as handle:
                 handle.write(encode_png(VIEWS[view].legend()))
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
-    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist, legends), sheet, hist, dict(values))
+    text = _summary(folder, card, values, scanned, sheet if rows else "", hist, legends)
+    if note:
+        text += "\n" + note
+    if problems:
+        text += f"\n  DAMAGED: {len(problems)} problem(s); the rest was read (`pairgen verify --repair` rebuilds damaged shards):"
+        text += "".join(f"\n    {p}" for p in problems)
+    return Report(text, sheet, hist, dict(values), problems)
 
 
 def _applied_ops(record: dict):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
+from .values import check
 
 RECIPE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "builtin_recipes")
 
@@ -33,6 +34,42 @@ class Recipe:
 
     def line(self, key) -> int:
         return getattr(self.raw, "lines", {}).get(key, 0)
+
+    def where(self, key) -> str:
+        """Where the value of top-level ``key`` came from: 'FILE line N' or '--set KEY=VALUE'."""
+        return where(self.path, self.line(key))
+
+    def value(self, key, hint, default=None):
+        """The recipe's value of ``key``, refused with the real reason when not of type ``hint``."""
+        if key not in self.raw:
+            return default
+        problem = check(self.raw[key], hint)
+        if problem:
+            raise RecipeError(f"{self.where(key)}: {key} {problem}")
+        return self.raw[key]
+
+
+class SetArg(int):
+    """The 'line' of a value given by ``--set``: the --set argument itself (an int, the line of
+    the mapping it went into, so code that prints 'FILE line N' still names the argument)."""
+
+    def __new__(cls, line: int, argument: str):
+        self = super().__new__(cls, line)
+        self.argument = argument
+        return self
+
+    def __reduce__(self):  # recipes are deep-copied and pickled to workers
+        return SetArg, (int(self), self.argument)
+
+    def __format__(self, spec) -> str:
+        return f"{int(self)} (--set {self.argument})"
+
+
+def where(path: str, line) -> str:
+    """'FILE line N' for a value from a file, '--set KEY=VALUE' for one from the command line."""
+    if isinstance(line, SetArg):
+        return f"--set {line.argument}"
+    return f"{path} line {line}"
 
 
 # ----------------------------------------------------------------------------- YAML with lines
@@ -122,7 +159,12 @@ def apply_overrides(raw: dict, overrides: list[str], path: str) -> dict:
         if "=" not in item:
             raise RecipeError(f"--set {item!r}: expected key=value, e.g. --set degrade.0.p=0.5")
         dotted, text = item.split("=", 1)
-        value = yaml.safe_load(text)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RecipeError(f"--set {item}: the value {text!r} is not valid YAML ({problem}); "
+                              "quote it to pass a string, e.g. --set 'key=\"text\"'") from None
         parts = dotted.strip().split(".")
         node: Any = raw
         for depth, part in enumerate(parts):
@@ -138,11 +180,13 @@ def apply_overrides(raw: dict, overrides: list[str], path: str) -> dict:
                     )
                 if last:
                     node[index] = value
+                    _mark(node, index, item)
                 else:
                     node = node[index]
             elif isinstance(node, dict):
                 if last:
                     node[part] = value
+                    _mark(node, part, item)
                 elif part not in node:
                     raise RecipeError(f"--set {dotted}: {path} has no key {where!r} (keys there: {', '.join(map(str, node))})")
                 else:
@@ -150,6 +194,15 @@ def apply_overrides(raw: dict, overrides: list[str], path: str) -> dict:
             else:
                 raise RecipeError(f"--set {dotted}: {where!r} is a value in {path}, not a mapping or list")
     return raw
+
+
+def _mark(node, key, argument: str) -> None:
+    """Remember that node[key] came from --set (errors then name the argument)."""
+    lines = getattr(node, "lines", None)
+    if isinstance(lines, dict):
+        lines[key] = SetArg(getattr(node, "line", 0), argument)
+    elif isinstance(lines, list) and isinstance(key, int):
+        lines[key] = SetArg(getattr(node, "line", 0), argument)
 
 
 def _list_index(node: list, part: str):

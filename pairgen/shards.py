@@ -7,6 +7,7 @@ give the same bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -41,18 +42,44 @@ def write_json_atomic(path: str, value) -> None:
     write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def shard_done(out_dir: str, shard_name: str) -> dict | None:
-    """The shard's stats if it was completed by an earlier run, else None."""
-    stats_path = os.path.join(out_dir, stats_file(shard_name))
-    shard_path = os.path.join(out_dir, shard_name)
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_stats(out_dir: str, shard_name: str) -> dict | None:
     try:
-        with open(stats_path, encoding="utf-8") as handle:
+        with open(os.path.join(out_dir, stats_file(shard_name)), encoding="utf-8") as handle:
             stats = json.load(handle)
-        if os.path.getsize(shard_path) == stats["bytes"]:
-            return stats
-    except (OSError, ValueError, KeyError):
-        pass
+        return stats if isinstance(stats, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def shard_damage(out_dir: str, shard_name: str, stats: dict | None) -> str | None:
+    """Why a finished shard cannot be trusted (missing, other size, other checksum), or None."""
+    path = os.path.join(out_dir, shard_name)
+    if stats is None:
+        return "no stats file (never finished)"
+    if not os.path.exists(path):
+        return "missing"
+    if "sha256" not in stats:
+        return "no checksum in its stats (made by an older pairgen)"
+    size = os.path.getsize(path)
+    if size != stats.get("bytes"):
+        return f"{size} bytes, its stats say {stats.get('bytes')}"
+    if file_sha256(path) != stats["sha256"]:
+        return "checksum differs from its stats (damaged)"
     return None
+
+
+def shard_done(out_dir: str, shard_name: str) -> dict | None:
+    """The shard's stats if an earlier run completed it and it is intact (size and sha256), else None."""
+    stats = read_stats(out_dir, shard_name)
+    return stats if shard_damage(out_dir, shard_name, stats) is None else None
 
 
 class TarShardWriter:
@@ -78,8 +105,7 @@ class TarShardWriter:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.tar.close()
-        os.unlink(self.tmp)
+        _close_and_remove(self.tar, self.tmp)
 
 
 class HDF5ShardWriter:
@@ -109,8 +135,19 @@ class HDF5ShardWriter:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.file.close()
-        os.unlink(self.tmp)
+        _close_and_remove(self.file, self.tmp)
+
+
+def _close_and_remove(handle, tmp: str) -> None:
+    """Abandon a partial shard; closing may fail again (a full disk), removing must not be skipped."""
+    try:
+        handle.close()
+    except Exception:  # noqa: BLE001 - the file is being thrown away
+        pass
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
 
 
 def open_writer(path: str, fmt: str):

@@ -58,6 +58,7 @@ class SourceRef:
 
     kind: "file" (path), "tar" (path of the archive + member name + data offset/size) or
     "embedded" (a scikit-image photo name). identity: stable text naming the input.
+    size: the file's (or member's) size in bytes; 0 for embedded photos.
     """
 
     identity: str
@@ -84,12 +85,12 @@ class DecodeError(Exception):
 # ----------------------------------------------------------------------------- listing
 
 
-def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS):
+def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS, exclude: tuple = ()):
     """Expand ``--src`` values into (usable SourceRefs sorted by identity, skipped inputs).
 
     A missing path or a source that yields no file at all raises PairgenError; individual bad
     files are skipped with a reason. ``min_side``: images whose shorter side is below it are
-    skipped (too small for the crop).
+    skipped (too small for the crop). ``exclude``: folders never searched (the build's --out).
     """
     candidates: list[tuple[str, str, str]] = []  # (identity, path, member)
     refs: list[SourceRef] = []
@@ -103,16 +104,17 @@ def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_M
                 continue
             refs.append(SourceRef(f"embedded:{name}", "embedded", name, height=h, width=w))
     for src in srcs:
-        found = _expand(src, skipped)
+        found = _expand(src, skipped, exclude)
         if not found:
             raise PairgenError(f"--src {src}: no files found there")
         candidates.extend(found)
 
-    seen: set[str] = set()
+    seen: set = set()  # identities, and real files: a file reached twice (a glob and its folder, two links) is used once
     for identity, path, member in sorted(set(candidates)):
-        if identity in seen:
+        real = (os.path.realpath(path), member)
+        if identity in seen or real in seen:
             continue
-        seen.add(identity)
+        seen.update((identity, real))
         if member:
             refs.append(SourceRef(identity, "tar", path, member=member[0], offset=member[1], size=member[2]))
             continue
@@ -120,7 +122,7 @@ def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_M
         if reason:
             skipped.append(Skip(path, reason))
             continue
-        refs.append(SourceRef(identity, "file", path))
+        refs.append(SourceRef(identity, "file", path, size=os.path.getsize(path)))
 
     refs = sorted(refs, key=lambda r: r.identity)
     # Headers are read by a few threads: on network storage the latency, not the CPU, dominates.
@@ -157,34 +159,71 @@ def display_path(ref: SourceRef) -> str:
     return ref.path
 
 
-def _expand(src: str, skipped: list[Skip]) -> list[tuple[str, str, object]]:
+def _expand(src: str, skipped: list[Skip], exclude: tuple = ()) -> list[tuple[str, str, object]]:
+    """Candidates (identity, path, tar member) of one --src value. A glob's matches follow the
+    same rules as each match given alone (a folder is searched, a tar is opened)."""
     if os.path.isdir(src):
-        root = os.path.normpath(src)
-        base = os.path.dirname(os.path.abspath(root))
+        return _walk(src, skipped, exclude)
+    if any(ch in src for ch in "*?[") and not os.path.lexists(src):
         out = []
-        for folder, dirs, files in os.walk(root, followlinks=False):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                out.append((os.path.relpath(os.path.abspath(path), base), path, None))
+        for match in sorted(glob.glob(src, recursive=True)):
+            out.extend(_expand(match, skipped, exclude))
         return out
-    if any(ch in src for ch in "*?["):
-        return [(os.path.normpath(p), p, None) for p in sorted(glob.glob(src, recursive=True)) if not os.path.isdir(p)]
     if not os.path.lexists(src):
         raise PairgenError(f"--src {src}: no such file or directory")
     if os.path.isfile(src) and tarfile.is_tarfile(src):
         return _tar_members(src, skipped)
     if os.path.splitext(src)[1].lower() in LIST_EXTENSIONS:
         folder = os.path.dirname(src)
-        out = []
-        with open(src, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    path = os.path.normpath(os.path.join(folder, line))
-                    out.append((path, path, None))
-        return out
+        return [(path, path, None) for path in (os.path.normpath(os.path.join(folder, entry)) for entry in read_list_file(src))]
     return [(os.path.normpath(src), src, None)]
+
+
+def _walk(src: str, skipped: list[Skip], exclude: tuple) -> list[tuple[str, str, object]]:
+    """Every file under a folder, sorted. Symbolic links to folders are followed, each real
+    folder listed once (a link back up, a loop, is reported, not followed); unreadable folders
+    and the build's own output folder are reported in ``skipped``."""
+    root = os.path.normpath(src)
+    base = os.path.dirname(os.path.abspath(root))
+    excluded = {os.path.realpath(e) for e in exclude}
+    seen = set()
+    out = []
+
+    def unreadable(error: OSError):
+        skipped.append(Skip(error.filename, f"unreadable folder: {error.strerror}"))
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
+        real = os.path.realpath(folder)
+        if real in excluded:
+            skipped.append(Skip(folder, "the build's own --out folder, inside --src: not used as input"))
+            dirs[:] = []
+            continue
+        if real in seen:
+            skipped.append(Skip(folder, f"folder already listed (a symbolic link to {real}): not listed twice"))
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            out.append((os.path.relpath(os.path.abspath(path), base), path, None))
+    return out
+
+
+def read_list_file(path: str) -> list[str]:
+    """The entries of a list file: one path per line, UTF-8, ``#`` comments and blank lines skipped."""
+    with open(path, "rb") as handle:
+        raw_lines = handle.read().splitlines()
+    entries = []
+    for number, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise PairgenError(f"--src {path} line {number}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                               "save the list as UTF-8") from None
+        if line and not line.startswith("#"):
+            entries.append(line)
+    return entries
 
 
 def _tar_members(path: str, skipped: list[Skip]):
@@ -274,6 +313,10 @@ def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L"):
+                array = _decode_jpeg(data, image.getexif().get(0x0112, 1))
+                if array is not None:
+                    return array
             if image.format == "PNG" and _png_bit_depth(data) == 16 and image.mode in ("RGB", "RGBA"):
                 array = _decode_16bit_color_png(data)  # Pillow would truncate 48/64-bit PNGs
             else:
@@ -285,6 +328,34 @@ def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     except Exception as exc:
         raise DecodeError(f"truncated or corrupt image data: {exc}") from exc
     return to_rgb8(array)
+
+
+# EXIF orientation -> the view that shows the stored pixels upright (as Pillow's exif_transpose).
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: a.transpose(1, 0, 2)[:, ::-1],
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+    8: lambda a: a.transpose(1, 0, 2)[::-1],
+}
+
+
+def _decode_jpeg(data: bytes, orientation: int):
+    """A colour or gray JPEG decoded straight into one (H, W, 3) array (the same libjpeg-turbo
+    settings as Pillow, so the same pixels: tested), without Pillow's 4-byte-per-pixel buffer and
+    the copy out of it; a 100-megapixel photo costs its decoded size plus the file. None when
+    libjpeg reports damage: Pillow's decoder then decides (it refuses truncated files and keeps
+    complete ones with stray bytes, as before)."""
+    import simplejpeg
+
+    try:
+        array = simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False, strict=True)
+    except ValueError:
+        return None
+    turn = _ORIENT.get(orientation)
+    return np.ascontiguousarray(turn(array)) if turn else array
 
 
 def _png_bit_depth(data: bytes) -> int:

@@ -26,6 +26,9 @@ import numpy as np
 
 from . import ops
 from .errors import RecipeError
+from .ops.base import ParameterError
+from .recipes import where
+from .values import describe, fits
 from .ops.util import choose
 from .records import to_jsonable
 
@@ -73,18 +76,18 @@ class Shuffle:
         return {"shuffle": {"steps": [s.describe() for s in self.steps], "keep_order": list(self.keep_order)}, "p": self.p}
 
 
-def compile_steps(raw_steps, path: str, where: str) -> tuple:
+def compile_steps(raw_steps, path: str, key: str) -> tuple:
     if raw_steps is None:
         return ()
     if not isinstance(raw_steps, list):
-        raise RecipeError(f"{path} line {_line(raw_steps)}: {where} must be a list of steps")
+        raise RecipeError(f"{where(path, _line(raw_steps))}: {key} must be a list of steps")
     lines = getattr(raw_steps, "lines", [0] * len(raw_steps))
     return tuple(compile_step(step, path, line) for step, line in zip(raw_steps, lines))
 
 
 def compile_step(raw, path: str, line: int):
     if not isinstance(raw, dict):
-        raise RecipeError(f"{path} line {line}: a step must be a mapping with 'op', 'one_of' or 'shuffle'")
+        raise RecipeError(f"{where(path, line)}: a step must be a mapping with 'op', 'one_of' or 'shuffle'")
     line = getattr(raw, "line", line)
     p = _probability(raw.get("p", 1.0), path, _key_line(raw, "p", line))
     label = str(raw.get("label", ""))
@@ -92,20 +95,20 @@ def compile_step(raw, path: str, line: int):
         _only(raw, {"one_of", "p", "label"}, path, line)
         branches_raw = raw["one_of"]
         if not isinstance(branches_raw, list) or not branches_raw:
-            raise RecipeError(f"{path} line {line}: one_of needs a non-empty list of {{weight, steps}} branches")
+            raise RecipeError(f"{where(path, line)}: one_of needs a non-empty list of {{weight, steps}} branches")
         weights, branches = [], []
         for branch in branches_raw:
             bline = getattr(branch, "line", line)
             if not isinstance(branch, dict):
-                raise RecipeError(f"{path} line {bline}: a one_of branch must be a mapping with 'weight' and 'steps'")
+                raise RecipeError(f"{where(path, bline)}: a one_of branch must be a mapping with 'weight' and 'steps'")
             _only(branch, {"weight", "steps"}, path, bline)
             weight = branch.get("weight", 1.0)
             if not isinstance(weight, (int, float)) or weight < 0:
-                raise RecipeError(f"{path} line {bline}: weight must be a number >= 0, got {weight!r}")
+                raise RecipeError(f"{where(path, bline)}: weight must be a number >= 0, got {weight!r}")
             weights.append(float(weight))
             branches.append(compile_steps(branch.get("steps", []), path, "steps"))
         if sum(weights) <= 0:
-            raise RecipeError(f"{path} line {line}: one_of weights sum to 0")
+            raise RecipeError(f"{where(path, line)}: one_of weights sum to 0")
         return OneOf(tuple(w / sum(weights) for w in weights), tuple(branches), p, label)
     if "shuffle" in raw:
         _only(raw, {"shuffle", "p", "label"}, path, line)
@@ -119,16 +122,16 @@ def compile_step(raw, path: str, line: int):
         for name in keep:
             if name not in labels:
                 raise RecipeError(
-                    f"{path} line {_key_line(body, 'keep_order', line)}: keep_order names {name!r}, "
+                    f"{where(path, _key_line(body, 'keep_order', line))}: keep_order names {name!r}, "
                     f"which labels no step of this shuffle (labels: {', '.join(l for l in labels if l) or 'none'})"
                 )
         return Shuffle(steps, keep, p, label)
     if "op" not in raw:
-        raise RecipeError(f"{path} line {line}: a step needs 'op', 'one_of' or 'shuffle' (got keys: {', '.join(map(str, raw))})")
+        raise RecipeError(f"{where(path, line)}: a step needs 'op', 'one_of' or 'shuffle' (got keys: {', '.join(map(str, raw))})")
     name = raw["op"]
     if name not in ops.REGISTRY:
         raise RecipeError(
-            f"{path} line {_key_line(raw, 'op', line)}: unknown operation {name!r}; "
+            f"{where(path, _key_line(raw, 'op', line))}: unknown operation {name!r}; "
             f"allowed: {', '.join(sorted(ops.REGISTRY))}"
         )
     op = ops.REGISTRY[name]
@@ -138,11 +141,13 @@ def compile_step(raw, path: str, line: int):
     except KeyError as exc:
         key = exc.args[0]
         raise RecipeError(
-            f"{path} line {_key_line(raw, key, line)}: unknown parameter {key!r} for operation {name!r}; "
+            f"{where(path, _key_line(raw, key, line))}: unknown parameter {key!r} for operation {name!r}; "
             f"allowed: {', '.join(sorted(STEP_KEYS | set(op.config_keys())))}"
         ) from None
+    except ParameterError as exc:
+        raise RecipeError(f"{where(path, _key_line(raw, exc.key, line))}: operation {name!r}: {exc}") from None
     except (TypeError, ValueError) as exc:
-        raise RecipeError(f"{path} line {line}: invalid parameters for operation {name!r}: {exc}") from None
+        raise RecipeError(f"{where(path, line)}: invalid parameters for operation {name!r}: {exc}") from None
     return OpStep(op, config, p, label)
 
 
@@ -150,13 +155,13 @@ def _only(raw: dict, allowed: set, path: str, line: int):
     for key in raw:
         if key not in allowed:
             raise RecipeError(
-                f"{path} line {_key_line(raw, key, line)}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}"
+                f"{where(path, _key_line(raw, key, line))}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}"
             )
 
 
 def _probability(value, path, line) -> float:
-    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise RecipeError(f"{path} line {line}: p must be a probability in [0, 1], got {value!r}")
+    if not fits(value, float) or not 0.0 <= value <= 1.0:
+        raise RecipeError(f"{where(path, line)}: p must be a probability in [0, 1], got {describe(value)}")
     return float(value)
 
 

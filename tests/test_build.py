@@ -157,7 +157,7 @@ def test_bad_inputs_are_reported_and_good_ones_kept(tmp_path, photos):
     result = run_cli("build", "superres", "--src", corpus, "--out", tmp_path / "out", "--crop", "64", "--workers", "2")
     assert result.returncode == 0, result.stderr
     bad = sum(1 for reason in expected.values() if reason)
-    assert f"; {bad} inputs skipped (reasons in" in result.stderr, result.stderr
+    assert f"; {bad} inputs skipped: " in result.stderr and "truncated or corrupt image data (1)" in result.stderr, result.stderr
     card = json.load(open(tmp_path / "out" / "dataset.json"))
     assert card["counts"]["skipped"] == len(card["skipped"]) == bad
     skipped = {os.path.basename(s["path"]): s["reason"] for s in card["skipped"]}

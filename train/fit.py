@@ -52,11 +52,36 @@ RUN_SETTINGS = ("crop", "batch_size", "depth", "width", "norm", "dropout", "outp
 SCHEDULE_SETTINGS = ("log_every", "eval_every", "ckpt_every", "keep_checkpoints", "val_samples")
 
 
+# The model when --depth/--width/--crop are not given: pix2pix's own on a GPU; on a CPU one that
+# trains at tens of samples per second, so a first run shows progress within seconds.
+GPU_MODEL = {"depth": 8, "width": 64, "crop": 256}
+CPU_MODEL = {"depth": 6, "width": 32, "crop": 128}
+
+
+def default_model(args, device) -> None:
+    """Fill the model settings the user did not give, by device (depth is fitted to the samples later)."""
+    chosen = GPU_MODEL if device.type == "cuda" else CPU_MODEL
+    args.depth_preferred = chosen["depth"]
+    for key in ("width", "crop"):
+        if getattr(args, key) is None:
+            setattr(args, key, chosen[key])
+
+
+def fitted_depth(args, height: int, width: int) -> int:
+    """--depth as given, or the device's depth reduced until 2**depth fits the samples' smaller side."""
+    if args.depth is not None:
+        return args.depth
+    depth = getattr(args, "depth_preferred", CPU_MODEL["depth"])
+    while depth > 1 and 2**depth > min(height, width, args.crop):
+        depth -= 1
+    return depth
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows defaults, except the unset ones (None / off) whose help says what happens."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or isinstance(action, argparse._StoreFalseAction):
             return action.help
         return super()._get_help_string(action)
 
@@ -74,11 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (evaluate, checkpoint) after this much training time even before --steps; --resume continues")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--crop", type=int, default=256, help="random square crop side, target pixels (rounded down to a multiple of 2**depth)")
-    p.add_argument("--depth", type=int, default=8, help="U-Net levels (8 = pix2pix unet_256)")
-    p.add_argument("--width", type=int, default=64, help="U-Net channels of the first level (64 = pix2pix)")
+    p.add_argument("--crop", type=int, default=None, help="random square crop side, target pixels (rounded down to a multiple "
+                   f"of 2**depth; default {GPU_MODEL['crop']} on a GPU, {CPU_MODEL['crop']} on a CPU)")
+    p.add_argument("--depth", type=int, default=None, help="U-Net levels (default: 8 = pix2pix unet_256 on a GPU, "
+                   f"{CPU_MODEL['depth']} on a CPU; fewer when the samples are smaller than 2**depth px)")
+    p.add_argument("--width", type=int, default=None, help="U-Net channels of the first level (default: 64 = pix2pix on a "
+                   f"GPU, {CPU_MODEL['width']} on a CPU)")
     p.add_argument("--norm", choices=("batch", "instance"), default="batch")
-    p.add_argument("--no-dropout", dest="dropout", action="store_false", help="no dropout in the decoder")
+    p.add_argument("--no-dropout", dest="dropout", action="store_false",
+                   help="no dropout in the decoder (default: pix2pix's dropout in the inner decoder blocks)")
     p.add_argument("--output", choices=("auto", "tanh", "linear", "residual"), default="auto",
                    help="output head; auto: residual over the input for image tasks whose input has the target's channels, tanh for other image tasks, linear otherwise")
     p.add_argument("--lr", type=float, default=2e-4)
@@ -166,6 +195,7 @@ def prepare_data(args: argparse.Namespace) -> RunData:
     baseline_channels = first_in if kind.input_baseline and first_in in (out_channels, 1) else None
 
     height, width = decoded[card.targets[0]].shape[:2]
+    args.depth = fitted_depth(args, height, width)
     multiple = 2**args.depth
     crop = round_crop(args.crop, height, width, multiple)
     if crop == 0:
@@ -367,6 +397,7 @@ def train(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(args.device)
+    default_model(args, device)
     if world_size > 1:  # launched by torchrun: one process per device, the data split by rank
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":

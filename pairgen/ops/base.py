@@ -17,12 +17,15 @@ x right / y down, pixel centres at integer + 0.5 (OpenCV's convention).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ..records import to_jsonable
+from ..values import check
 from .util import unit_to_uint8
 
 
@@ -79,6 +82,11 @@ class Operation:
         unknown = [k for k in values if k not in allowed]
         if unknown:
             raise KeyError(unknown[0])
+        hints = _config_hints(self.Config)
+        for key, value in values.items():
+            problem = check(_freeze(value), hints.get(key, Any))
+            if problem:
+                raise ParameterError(key, f"{key} {problem}")
         return self.Config(**{k: _freeze(v) for k, v in values.items()})
 
     def params_to_json(self, params) -> dict:
@@ -101,6 +109,22 @@ def register(name: str, summary: str, Config: type, Params: type, sample, apply)
 
 def get(name: str) -> Operation:
     return REGISTRY[name]
+
+
+class ParameterError(TypeError):
+    """A recipe value of the wrong type for an operation's parameter ``key``."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+@functools.cache
+def _config_hints(config_type: type) -> dict:
+    try:
+        return typing.get_type_hints(config_type)
+    except Exception:  # noqa: BLE001 - an annotation this module cannot resolve: the op validates
+        return {}
 
 
 def _freeze(value):

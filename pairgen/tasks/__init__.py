@@ -43,6 +43,10 @@ def get_task(name, where: str = "", error: type = PairgenError) -> type:
     """The Task class named ``name``; ``error`` (naming ``where``) when there is none."""
     tasks = registered_tasks()
     if name not in tasks:
+        import difflib
+
         prefix = f"{where}: " if where else ""
-        raise error(f"{prefix}unknown task {name!r} (known: {', '.join(tasks)})")
+        close = difflib.get_close_matches(str(name), list(tasks), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise error(f"{prefix}unknown task {name!r} (known: {', '.join(tasks)}){hint}")
     return tasks[name]

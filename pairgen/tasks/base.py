@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import PairgenError, RecipeError, UsageError
+from ..recipes import where
 from ..sources import Skip
 
 __all__ = ["BuildInputs", "FieldSpec", "NoOptions", "Skip", "SkipSample", "Task", "WorkItem", "option"]
@@ -78,13 +79,15 @@ class FieldSpec:
 @dataclass(frozen=True)
 class BuildInputs:
     """What every build passes to every task: the --src values (photos, textures; empty: the
-    embedded photos), the run seed, --limit, --max-pixels and the worker count."""
+    embedded photos), the run seed, --limit, --max-pixels, the worker count and the folders a
+    source search must leave out (the build's own --out)."""
 
     src: tuple = ()
     seed: int = 0
     limit: int | None = None
     max_pixels: int | None = None
     workers: int = 1
+    exclude: tuple = ()
 
 
 def option(type_: type, help: str, default: Any = None, *, choices: tuple | None = None, minimum: int | None = None,
@@ -147,7 +150,7 @@ class Task:
         for key in raw:
             if key not in allowed:
                 line = getattr(raw, "lines", {}).get(key, 0)
-                raise RecipeError(f"{path} line {line}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+                raise RecipeError(f"{where(path, line)}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
 
     @classmethod
     def from_recipe(cls, recipe, options, inputs: BuildInputs) -> "Task":

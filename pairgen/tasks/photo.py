@@ -42,6 +42,7 @@ class PhotoTask(Task):
         self.seed = int(inputs.seed)
         self.limit = inputs.limit
         self.max_pixels = inputs.max_pixels
+        self.exclude = tuple(inputs.exclude)
         grid = self.crop_grid
         if options.crop is None:  # the default crop, rounded down to the task's grid (x3: 255)
             self.crop = DEFAULT_CROP - DEFAULT_CROP % grid
@@ -61,7 +62,8 @@ class PhotoTask(Task):
         return {"max_pixels": self.max_pixels} if self.max_pixels else {}
 
     def plan(self):
-        refs, skipped = list_sources(self.srcs, min_side=self.crop or self.crop_grid, **self._decode_limits())
+        refs, skipped = list_sources(self.srcs, min_side=self.crop or self.crop_grid, exclude=self.exclude,
+                                       **self._decode_limits())
         items, index = [], 0
         for ref in refs:
             n = self.crops_per_image if self.limit is None else min(self.crops_per_image, self.limit - index)

@@ -34,9 +34,9 @@ class SuperResTask(PhotoTask):
 
     def __init__(self, recipe, options: SuperResOptions, inputs):
         raw = recipe.raw
-        self.scale = int(options.scale if options.scale is not None else raw.get("scale", 4))
+        self.scale = options.scale if options.scale is not None else recipe.value("scale", int, 4)
         if self.scale not in SCALES:
-            raise RecipeError(f"{recipe.path}: scale must be one of {SCALES}, got {self.scale}")
+            raise RecipeError(f"{recipe.where('scale')}: scale must be one of {SCALES}, got {self.scale}")
         self.crop_grid = self.scale
         super().__init__(recipe, options, inputs)
         self.target_steps = compile_steps(raw.get("target"), recipe.path, "target")
