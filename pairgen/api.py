@@ -65,7 +65,7 @@ def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int 
     rendered ones). progress: show a progress bar; log: print the plan and the summary.
     task_options: the recipe's task's own options (see ``make_task``)."""
     started = time.perf_counter()
-    _check_options(out, workers, shard_size, limit, format, executor)
+    _check_options(out, workers, shard_size, limit, format, executor, ray_address)
     # What repairs (``pairgen verify --repair``) rerun: the command minus how it ran.
     invocation = to_jsonable({"recipe": _absolute(recipe), "src": [_absolute(s) for s in src], "seed": seed,
                               "shard_size": shard_size, "limit": limit, "format": format, "overrides": list(overrides),
@@ -201,12 +201,20 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
         samples = sum(s["samples"] for s in result_stats.values())
         return f"{len(result_stats)} of {len(specs)} shards complete ({samples} samples) in {_folder(out)}"
 
+    retried: list[str] = []
+
+    def on_retry(message: str) -> None:
+        retried.append(message)
+        say(f"pairgen: {message}")
+
     try:
         try:
-            failures = execute(todo, workers, bar.update, on_shard, retries=run.retries, **extra)
+            failures = execute(todo, workers, bar.update, on_shard, retries=run.retries, on_retry=on_retry, **extra)
         finally:
             bar.close()
         card = _card(name, task, task_card, seed, format, specs, result_stats, skipped, items, fingerprint)
+        if retried:  # how the build got there (not part of the data)
+            card["retried"] = retried
         write_json_atomic(os.path.join(out, "dataset.json"), card)
     except KeyboardInterrupt:
         exit_at_next_interrupt()
@@ -276,8 +284,10 @@ def _pack(items, shard_size: int, task) -> list[list]:
     return shards
 
 
-def _check_options(out, workers, shard_size, limit, fmt, executor):
+def _check_options(out, workers, shard_size, limit, fmt, executor, ray_address=None):
     outdir.check_out_path(out)
+    if ray_address and executor != "ray":
+        raise UsageError("--ray-address needs --executor ray (it names the Ray cluster to run on)")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if shard_size is not None and shard_size < 1:

@@ -147,16 +147,18 @@ def _recipes_epilog() -> str:
 @_run_options
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe parameter, e.g. --set degrade.0.p=0.5 or --set scale=2. Repeatable.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="Run shards in local processes or on Ray.")
-@click.option("--ray-address", help="Connect to this Ray cluster instead of starting a local one.")
+@click.option("--ray-address", help="Join this Ray cluster (HOST:PORT, as `ray start --head` prints) instead of starting a local one.")
+@click.option("--retries", default=2, show_default=True, type=click.IntRange(0, 100),
+              help="Attempts after the first for a shard that fails (an error, a worker that died); each is reported.")
 @click.option("--max-pixels", type=int, callback=_positive, help="Refuse images with more pixels than this (decompression bombs); default 100 million.")
 @_with_task_flags_of_all_tasks
 def build(recipe, src, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, overrides, executor, ray_address,
-          max_pixels, **task_options):
+          retries, max_pixels, **task_options):
     """Build training shards from RECIPE (a built-in name or a YAML file; `pairgen recipes` lists
     them). Task options apply to the tasks named in brackets; another task's option is an error."""
     _run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit,
                format=fmt, overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
-               max_pixels=max_pixels, progress=not quiet, **_given(task_options))
+               retries=retries, max_pixels=max_pixels, progress=not quiet, **_given(task_options))
 
 
 def _task_command(task_class):

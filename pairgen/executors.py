@@ -141,8 +141,9 @@ def prepare_worker() -> None:
         pass
 
 
-def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2) -> list[str]:
-    """Run specs; return messages for shards that failed after all retries."""
+def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2, on_retry=None) -> list[str]:
+    """Run specs; return messages for shards that failed after all retries (each retry is
+    reported through ``on_retry(message)``)."""
     failures: list[str] = []
     if workers <= 1:
         prepare_worker()
@@ -156,6 +157,8 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
                         raise
                     if attempt == retries:
                         failures.append(f"{spec.name}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                    elif on_retry:
+                        on_retry(f"{spec.name}: attempt {attempt + 1} failed ({type(exc).__name__}: {exc}); retried")
         return failures
 
     context = multiprocessing.get_context("fork")
@@ -178,11 +181,11 @@ def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retri
                         on_shard(future.result())
                     except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
                         broken = True
-                        _retry_or_fail(spec, exc, attempts, retries, pending, failures)
+                        _retry_or_fail(spec, exc, attempts, retries, pending, failures, on_retry)
                     except Exception as exc:
                         if _fatal(exc):
                             raise
-                        _retry_or_fail(spec, exc, attempts, retries, pending, failures)
+                        _retry_or_fail(spec, exc, attempts, retries, pending, failures, on_retry)
                 if broken:
                     for future, spec in futures.items():
                         future.cancel()
@@ -230,7 +233,7 @@ def _stop_pool(pool: ProcessPoolExecutor, in_flight: list[ShardSpec]) -> None:
                 pass
 
 
-def _retry_or_fail(spec, exc, attempts, retries, pending, failures):
+def _retry_or_fail(spec, exc, attempts, retries, pending, failures, on_retry):
     attempts[spec.name] += 1
     if attempts[spec.name] > retries:
         failures.append(f"{spec.name}: {type(exc).__name__}: {exc}")
@@ -246,35 +249,139 @@ def _drain(progress_queue, on_progress):
             return
 
 
-def run_ray(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2, address: str | None = None) -> list[str]:
-    """Schedule the same process_shard on Ray tasks (one CPU each), with retries; progress is
-    counted per finished shard. Starts a local Ray instance unless ``address`` is given."""
+def run_ray(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2, address: str | None = None,
+            on_retry=None) -> list[str]:
+    """Schedule the same process_shard on Ray tasks (one CPU each). Starts a local Ray instance
+    unless ``address`` names a cluster to join (``ray start --head`` prints it). Progress is per
+    sample: workers send small batches through a Ray queue. A failed or lost task (an error, a
+    worker process that died) is submitted again, at most ``retries`` times, each time reported
+    through ``on_retry(message)``; a shard is written atomically, so a lost attempt leaves nothing
+    behind but a temporary file the next attempt replaces: nothing lost, nothing twice."""
+    if address:
+        _check_reachable(address)
+        _token_auth_when_available()  # before Ray is imported: it reads the mode once
     try:
         import ray
+        from ray.util.queue import Queue
     except ImportError:
         raise PairgenError("--executor ray needs Ray: pip install -e '.[ray]' (make installs it)") from None
 
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=True)(_process_shard_ray)
-    refs = {remote.remote(spec): spec for spec in specs}
-    failures = []
-    while refs:
-        done, _ = ray.wait(list(refs), num_returns=1)
-        spec = refs.pop(done[0])
+    started_here = not ray.is_initialized()
+    if started_here:
         try:
-            stats = ray.get(done[0])
-        except Exception as exc:
-            failures.append(f"{spec.name}: {type(exc).__name__}: {exc}")
-            continue
-        on_progress(stats["samples"])
-        on_shard(stats)
+            if address:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers or None, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:
+            raise PairgenError(f"--ray-address {address}: cannot join a Ray cluster there ({exc}); start one with "
+                               "`ray start --head` and pass the address it prints") from None
+    progress = Queue(actor_options={"num_cpus": 0})
+    # Our own retries (max_retries=0): Ray's would hide how often a shard failed, and the card says it.
+    remote = ray.remote(num_cpus=1, max_retries=0)(_process_shard_ray)
+    attempts = {spec.name: 0 for spec in specs}
+    refs = {remote.remote(spec, progress): spec for spec in specs}
+    failures = []
+    try:
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+            _drain_ray(progress, on_progress)
+            for ref in done:
+                spec = refs.pop(ref)
+                try:
+                    stats = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a task error or a lost worker: retry, then report
+                    attempts[spec.name] += 1
+                    reason = _ray_reason(exc)
+                    if attempts[spec.name] > retries:
+                        failures.append(f"{spec.name}: {reason}")
+                        continue
+                    if on_retry:
+                        on_retry(f"{spec.name}: attempt {attempts[spec.name]} failed ({reason}); retried")
+                    refs[remote.remote(spec, progress)] = spec
+                    continue
+                _drain_ray(progress, on_progress)
+                on_shard(stats)
+    except BaseException:  # Ctrl-C or SIGTERM: stop the cluster's work on this build now
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        for spec in refs.values():
+            for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
+                try:
+                    os.unlink(os.path.join(spec.out_dir, tmp))
+                except OSError:
+                    pass
+        raise
+    finally:
+        _drain_ray(progress, on_progress)
+        ray.kill(progress.actor)
+        if started_here:
+            ray.shutdown()
     return failures
 
 
-def _process_shard_ray(spec: ShardSpec) -> dict:
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's minute of reconnecting, when nothing listens there."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or not port.isdigit():
+        return  # Ray Client or an address form Ray resolves itself
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except OSError as exc:
+        raise PairgenError(f"--ray-address {address}: cannot join a Ray cluster there ({exc.strerror or exc}); start "
+                           "one with `ray start --head` and pass the address it prints") from None
+
+
+def _token_auth_when_available() -> None:
+    """`ray start --head` enables Ray's token authentication when a token exists (Ray >= 2.5x:
+    ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), but a driver that joins does not
+    send it unless RAY_AUTH_MODE=token: set that when a token is there and no mode was chosen."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    default = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.exists(default):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _drain_ray(progress, on_progress) -> None:
+    while True:
+        try:
+            on_progress(progress.get_nowait())
+        except Exception:  # noqa: BLE001 - ray.util.queue.Empty, or the queue already gone
+            return
+
+
+def _ray_reason(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if cause is not None:  # a RayTaskError wraps the worker's exception
+        return f"{type(cause).__name__}: {cause}"
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+class _BatchedProgress:
+    """Per-sample progress from a Ray worker, sent at most every 0.25 s (a queue call per sample
+    would cost more than the sample)."""
+
+    def __init__(self, queue):
+        self.queue, self.pending, self.last = queue, 0, time.monotonic()
+
+    def __call__(self, n: int) -> None:
+        self.pending += n
+        if time.monotonic() - self.last >= 0.25:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.queue.put(self.pending)
+            self.pending, self.last = 0, time.monotonic()
+
+
+def _process_shard_ray(spec: ShardSpec, progress_queue) -> dict:
     prepare_worker()
-    return process_shard(spec)
+    progress = _BatchedProgress(progress_queue)
+    try:
+        return process_shard(spec, progress=progress)
+    finally:
+        progress.flush()
