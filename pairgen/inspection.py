@@ -168,19 +168,40 @@ def replay_key(folder: str, key: str, out: str | None = None) -> tuple[bool, str
     return ok, "\n".join(lines)
 
 
-def export_folder(folder: str, out: str, formats) -> tuple[int, int]:
-    """Write every sample's flow/depth fields as .flo / KITTI PNG / PFM files; (samples, files)."""
-    from .formats import EXPORT_FORMATS, export_sample
+def export_folder(folder: str, out: str, formats) -> dict:
+    """Write every sample's flow/depth fields as .flo / KITTI PNG / PFM files and/or BlenderProc's
+    per-frame HDF5 files ("blenderproc"). Returns the export summary (also written to
+    OUT/export_summary.json): samples, files, and per KITTI file the pixels stored invalid because
+    their flow does not fit the format's range."""
+    from .formats import EXPORT_FORMATS, BlenderProcWriter, export_sample
+    from .shards import write_json_atomic
 
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    known = (*EXPORT_FORMATS, "blenderproc")
+    unknown = [f for f in formats if f not in known]
     if unknown or not formats:
-        raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_FORMATS)}")
+        raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     card = read_card(folder)
     specs = card.get("fields", {})
     if not any(spec.get("view") in ("flow", "depth") for spec in specs.values()):
         raise PairgenError(f"{folder}: a {card.get('task')} dataset has no flow or depth fields to export")
+    per_sample = tuple(f for f in formats if f in EXPORT_FORMATS)
+    blenderproc = BlenderProcWriter(out, card) if "blenderproc" in formats else None
     count = files = 0
+    out_of_range: dict[str, int] = {}
     for _, key, fields in iter_folder(folder, card):
-        files += len(export_sample(fields, out, key, formats, specs))
+        if per_sample:
+            written = export_sample(fields, out, key, per_sample, specs)
+            files += len(written)
+            out_of_range.update({os.path.basename(p): n for p, n in written.items() if p.endswith("_kitti.png")})
+        if blenderproc is not None:
+            blenderproc.add(fields)
         count += 1
-    return count, files
+    if blenderproc is not None:
+        blenderproc.close()
+        files += blenderproc.files
+    summary = {"samples": count, "files": files, "formats": list(formats),
+               "kitti_invalid_for_range": {"pixels": sum(out_of_range.values()), "per_file": out_of_range}
+               if "kitti" in formats else None}
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(os.path.join(out, "export_summary.json"), summary)
+    return summary
