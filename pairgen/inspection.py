@@ -46,8 +46,7 @@ def field_views(card: dict) -> dict:
 
 
 def inspect(folder: str, n_samples: int = 8) -> Report:
-    from .encoding import encode_png
-    from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, contact_sheet, field_caption, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -56,7 +55,7 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
     preview_dir = os.path.join(folder, "preview")
     os.makedirs(preview_dir, exist_ok=True)
 
-    rows, columns, values = [], None, defaultdict(list)
+    rows, captions, columns, values = [], [], None, defaultdict(list)
     scanned = 0
     for _, key, sample in iter_folder(folder, card):
         if scanned >= MAX_SCANNED:
@@ -70,19 +69,18 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
             if columns is None:
                 columns = [n for n, _ in images]
             rows.append([im for _, im in images])
+            captions.append([field_caption(sample[n], views.get(n)) for n, _ in images])  # each tile's scale
 
     sheet = os.path.join(preview_dir, "contact_sheet.png")
     hist = os.path.join(preview_dir, "parameters.png")
+    # the colour keys of the sheet's columns (flow wheel, depth bar), drawn in the sheet itself
+    shown = [VIEWS[v] for v in sorted({views.get(name) for name in columns or []} - {None})]
+    legends = [(view.legend_title, view.legend()) for view in shown if view.legend is not None]
     if rows:
-        contact_sheet(rows, columns or [], sheet, row_labels=None)
-    legends = []
-    for view in sorted({views.get(name) for name in columns or []} - {None}):
-        if VIEWS[view].legend is not None:  # the colour key of those columns (e.g. the flow wheel)
-            legends.append(os.path.join(preview_dir, VIEWS[view].legend_file or f"{view}_legend.png"))
-            with open(legends[-1], "wb") as handle:
-                handle.write(encode_png(VIEWS[view].legend()))
+        contact_sheet(rows, columns or [], sheet, row_labels=None, captions=captions, legends=legends)
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
-    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist, legends), sheet, hist, dict(values))
+    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist, [t for t, _ in legends]),
+                  sheet, hist, dict(values))
 
 
 def _applied_ops(record: dict):
@@ -128,11 +126,10 @@ def _summary(folder, card, values, scanned, sheet, hist, legends=()) -> str:
     reasons = Counter(s["reason"].split(":")[0] for s in card.get("skipped", []))
     if reasons:
         lines.append("  skipped inputs by reason: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+    lines.append("  preview files written:")
     if sheet:
-        lines.append(f"  preview: {sheet}")
-    for legend in legends:
-        lines.append(f"  colour key: {legend}")
-    lines.append(f"  parameter histograms: {hist}")
+        lines.append(f"    contact sheet: {sheet}" + (f" (colour keys in it: {'; '.join(legends)})" if legends else ""))
+    lines.append(f"    parameter histograms: {hist}")
     return "\n".join(lines)
 
 
