@@ -187,14 +187,24 @@ for _task_class in registered_tasks().values():
 @click.argument("folder", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
 @click.option("--to", "formats", default="flo,kitti,pfm", show_default=True,
-              help="Comma-separated formats: flo (Middlebury), kitti (16-bit flow PNG), pfm (flow and depth).")
+              help="Comma-separated formats: flo (Middlebury), kitti (16-bit flow PNG), pfm (flow and depth), "
+                   "blenderproc (BlenderProc's per-frame HDF5 files, OUT/<scene>/<index>.hdf5).")
 def export(folder, out, formats):
     """Export the flow and depth fields of FOLDER's samples to the formats existing training code reads."""
     from .inspection import export_folder
 
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
-    count, files = export_folder(folder, out, chosen)
-    click.echo(f"exported {count} samples ({files} files) to {out}/")
+    summary = export_folder(folder, out, chosen)
+    click.echo(f"exported {summary['samples']} samples ({summary['files']} files) to {out}/")
+    kitti = summary["kitti_invalid_for_range"]
+    if kitti:
+        click.echo(f"KITTI: {kitti['pixels']} pixels stored invalid (B = 0) because their flow exceeds the format's "
+                   f"range (about +-512 px), in {sum(1 for n in kitti['per_file'].values() if n)} of "
+                   f"{len(kitti['per_file'])} files")
+        for name, n in kitti["per_file"].items():
+            if n:
+                click.echo(f"  {name}: {n} pixels")
+    click.echo(f"summary: {os.path.join(out, 'export_summary.json')}")
 
 
 @main.command("example-photos")

@@ -6,7 +6,8 @@ Byte layouts (shared/notes/degradations.md):
   H*W*2 float32 (u, v interleaved, row-major, top row first), all little-endian; a component
   with magnitude above 1e9 means unknown.
 * KITTI flow PNG: 16-bit, 3 channels (u, v, valid) in R, G, B order; u = (value - 2^15) / 64
-  pixels; valid is 1 or 0 (invalid pixels also store 0 flow). OpenCV reads and writes BGR, so
+  pixels; valid is 1 or 0 (invalid pixels also store 0 flow). Flow that does not fit 16 bits
+  (beyond about +-512 px) is stored invalid, never clipped, and counted. OpenCV reads and writes BGR, so
   the channels are reversed on disk access through it.
 * PFM: a text header "PF" (3 channels) or "Pf" (1 channel), newline, "W H", newline, the scale
   (negative = little-endian), newline, then float32 rows stored bottom-to-top.
@@ -15,13 +16,15 @@ Flow is (H, W, 2) float32 (u = dx right, v = dy down) in pixels, as in pairgen's
 """
 from __future__ import annotations
 
+import glob
+import json
 import os
 import re
 
 import numpy as np
 
 from .errors import PairgenError
-from .shards import write_bytes_atomic
+from .shards import write_bytes_atomic, write_json_atomic
 
 FLO_MAGIC = 202021.25
 FLO_UNKNOWN = 1e10  # written for invalid pixels; readers treat |value| > 1e9 as unknown
@@ -72,19 +75,32 @@ def read_flo(path: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- KITTI flow PNG
 
 
+def kitti_storable(flow: np.ndarray) -> np.ndarray:
+    """bool (H, W): finite flow whose two components fit KITTI's 16 bits (flow * 64 + 2^15 rounds
+    into 0..65535, i.e. -512 <= u, v < 512 px)."""
+    flow = _check_flow(flow, "KITTI").astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        encoded = np.rint(flow * KITTI_SCALE + KITTI_OFFSET)
+        return (np.isfinite(flow) & (encoded >= 0) & (encoded <= 65535)).all(axis=2)
+
+
 def kitti_flow_array(flow: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """uint16 (H, W, 3) in R, G, B = (u, v, valid) order: value = flow * 64 + 2^15, rounded and
-    clipped to 16 bits (|flow| up to 512 px); invalid or non-finite pixels store (2^15, 2^15, 0)."""
+    """uint16 (H, W, 3) in R, G, B = (u, v, valid) order: value = flow * 64 + 2^15, rounded.
+    A pixel is stored valid only where ``valid`` allows and its flow fits the format (finite,
+    |flow| within about 512 px, ``kitti_storable``); every other pixel stores (2^15, 2^15, 0):
+    flow beyond the range is never clipped into a wrong valid value."""
     flow = _check_flow(flow, "KITTI")
-    ok = np.isfinite(flow).all(axis=2)
+    ok = kitti_storable(flow)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
     safe = np.where(ok[..., None], flow, 0.0).astype(np.float64)
-    encoded = np.clip(np.rint(safe * KITTI_SCALE + KITTI_OFFSET), 0, 65535).astype(np.uint16)
+    encoded = np.rint(safe * KITTI_SCALE + KITTI_OFFSET).astype(np.uint16)
     return np.dstack([encoded, ok.astype(np.uint16)])
 
 
-def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
+def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray | None = None) -> int:
+    """Write a KITTI flow PNG; returns how many pixels that ``valid`` allowed were stored invalid
+    because their flow does not fit the format (out of range or not finite)."""
     import cv2
 
     rgb = kitti_flow_array(flow, valid)
@@ -92,6 +108,8 @@ def write_kitti_flow(path: str, flow: np.ndarray, valid: np.ndarray | None = Non
     if not ok:
         raise PairgenError(f"{path}: PNG encoding failed")
     write_bytes_atomic(path, buffer.tobytes())
+    wanted = np.ones(rgb.shape[:2], bool) if valid is None else np.asarray(valid, dtype=bool)
+    return int((wanted & (rgb[:, :, 2] == 0)).sum())
 
 
 def read_kitti_flow(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -149,11 +167,12 @@ def read_pfm(path: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- export of samples
 
-EXPORT_FORMATS = ("flo", "kitti", "pfm")
+EXPORT_FORMATS = ("flo", "kitti", "pfm")  # per sample; "blenderproc" (per frame) is BlenderProcWriter
 
 
-def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS, specs: dict | None = None) -> list[str]:
-    """Write one decoded sample's flow and depth fields in the given formats; returns the paths.
+def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS, specs: dict | None = None) -> dict[str, int]:
+    """Write one decoded sample's flow and depth fields in the given formats; returns {path:
+    pixels invalidated because their flow does not fit the file (KITTI range; 0 for others)}.
 
     fields: a sample's decoded fields. specs: the card's field entries (``role``, ``view``):
     fields whose view is ``flow`` or ``depth`` are exported, others ignored; the ``occlusion``
@@ -171,11 +190,11 @@ def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS, 
         if name in fields:
             by_view.setdefault(spec.get("view"), []).append(name)
     os.makedirs(out_dir, exist_ok=True)
-    written = []
+    written: dict[str, int] = {}
 
     def target(name):
         path = os.path.join(out_dir, f"{key}_{name}")
-        written.append(path)
+        written[path] = 0
         return path
 
     occluded = fields[by_view["occlusion"][0]] if by_view.get("occlusion") else None
@@ -185,12 +204,141 @@ def export_sample(fields: dict, out_dir: str, key: str, formats=EXPORT_FORMATS, 
         if "flo" in formats:
             write_flo(target(f"{stem}.flo"), flow)
         if "kitti" in formats:
-            write_kitti_flow(target(f"{stem}_kitti.png"), flow)
+            path = target(f"{stem}_kitti.png")
+            written[path] = write_kitti_flow(path, flow)
             if specs[name].get("role") == "target" and occluded is not None:
-                write_kitti_flow(target(f"{stem}_noc_kitti.png"), flow, valid=np.asarray(occluded) == 0)
+                path = target(f"{stem}_noc_kitti.png")
+                written[path] = write_kitti_flow(path, flow, valid=np.asarray(occluded) == 0)
         if "pfm" in formats:
             write_pfm(target(f"{stem}.pfm"), flow)
     if "pfm" in formats:
         for name in by_view.get("depth", []):
             write_pfm(target(f"{name.rsplit('.', 1)[0]}.pfm"), fields[name])
     return written
+
+
+# ----------------------------------------------------------------------------- BlenderProc layout
+
+# BlenderProc's depth and distance come from half-float EXR files: the background reads as the
+# largest half float, and its loaders test ``>= 65504``.
+BLENDERPROC_BACKGROUND = 65504.0
+
+
+def blenderproc_frames(fields: dict, record: dict, task: str) -> list[tuple[float, dict]]:
+    """The BlenderProc datasets of the frames in one pairgen sample: [(frame number, {key: array})].
+
+    Encodings as BlenderProc's writer stores them (blenderproc/python/writer/WriterUtility.py,
+    renderer/RendererUtility.py, FlowRendererUtility.py, SegMapRendererUtility.py):
+    ``colors`` uint8 (H, W, 3) RGB; ``depth`` float32 (H, W) planar z and ``distance`` float32
+    Euclidean ray length, both 65504 where no surface; ``normals`` float32 (H, W, 3) = (n + 1) / 2
+    with n in Blender's camera frame (x right, y up, z towards the viewer), 0.5 where no surface;
+    ``forward_flow`` float32 (H, W, 2) t -> t+K and ``backward_flow`` t -> t-K, both (dx, dy) in
+    pixels, x right, y down, at the frame's own pixels; ``instance_segmaps`` and
+    ``category_id_segmaps`` (H, W) in the smallest of uint8 / uint16 that holds the ids; and
+    ``instance_attribute_maps``, json bytes of [{"idx", "name", "category_id"}]. Extras (not
+    BlenderProc keys): ``cam_K`` 3x3 and ``cam2world`` 4x4 in Blender's camera convention (looks
+    down -z, y up), BlenderProc's own pose convention.
+    """
+    from renderers import truth
+
+    objects = {int(k): v for k, v in record.get("objects", {}).items()}
+    if task == "flow":
+        frames = [(record["frames"][0], "0", record["cameras"][0]), (record["frames"][1], "1", record["cameras"][1])]
+        image = {"0": "img0.png", "1": "img1.png"}
+    else:
+        frames = [(record["frame"], "", record["camera"])]
+        image = {"": "rgb.png"}
+    out = []
+    for frame, suffix, camera in frames:
+        K = np.asarray(camera["K"], dtype=np.float64)
+        depth = np.asarray(fields[f"depth{suffix}.npy"], dtype=np.float32)
+        surface = depth > 0
+        distance = fields.get(f"distance{suffix}.npy")
+        distance = truth.distance_from_depth(depth, K) if distance is None else np.asarray(distance, np.float32)
+        seg = np.asarray(fields[f"seg{suffix}.png"])
+        cls = np.asarray(fields[f"cls{suffix}.png"]) if f"cls{suffix}.png" in fields else np.zeros_like(seg)
+        classes = {}
+        for oid in objects:
+            hit = cls[seg == oid]
+            classes[oid] = int(hit[0]) if hit.size else None
+        id_type = np.uint8 if max([0, *objects, int(cls.max(initial=0))]) <= 255 else np.uint16
+        data = {
+            "colors": np.asarray(fields[image[suffix]], dtype=np.uint8),
+            "depth": np.where(surface, depth, np.float32(BLENDERPROC_BACKGROUND)).astype(np.float32),
+            "distance": np.where(surface, distance, np.float32(BLENDERPROC_BACKGROUND)).astype(np.float32),
+            "instance_segmaps": seg.astype(id_type),
+            "category_id_segmaps": cls.astype(id_type),
+            "instance_attribute_maps": json.dumps(
+                [{"idx": 0, "name": "background", "category_id": 0}]
+                + [{"idx": oid, "name": name, "category_id": classes[oid]} for oid, name in sorted(objects.items())]
+            ).encode(),
+            "cam_K": K,
+            "cam2world": np.asarray(camera["camera_to_world"], dtype=np.float64) @ truth.BLENDER_TO_OPENCV,
+        }
+        if task == "depth" and "normal.npy" in fields:
+            n = np.asarray(fields["normal.npy"], dtype=np.float32) * np.array([1.0, -1.0, -1.0], np.float32)
+            data["normals"] = (n * 0.5 + 0.5).astype(np.float32)
+        if task == "flow":
+            if suffix == "0":
+                data["forward_flow"] = np.asarray(fields["flow.npy"], dtype=np.float32)
+            else:
+                data["backward_flow"] = np.asarray(fields["flow_bwd.npy"], dtype=np.float32)
+        out.append((frame, data))
+    return out
+
+
+class BlenderProcWriter:
+    """Writes samples as BlenderProc's per-frame HDF5 files: ``OUT/<scene>/<index>.hdf5``, one
+    folder per scene (procedural: ``scene_<n>``; a .blend: its file and scene name), index 0, 1,
+    ... in frame order (frame - first frame, divided by the stride of depth datasets), and
+    ``frames.json`` beside them mapping each index to its frame number. A frame shared by two
+    flow pairs gets both flows (forward from the pair it starts, backward from the pair it ends).
+    Arrays are gzip-compressed as BlenderProc writes them."""
+
+    def __init__(self, out_dir: str, card: dict):
+        self.out_dir = out_dir
+        self.task = card.get("task")
+        if self.task not in ("flow", "depth"):
+            raise PairgenError(f"--to blenderproc exports flow or depth datasets, not {self.task!r}")
+        frames = card.get("frames") or [0, 0]
+        self.first = frames[0]
+        step = int((card.get("render") or {}).get("step") or 1)
+        self.stride = step if self.task == "depth" else 1
+        if glob.glob(os.path.join(out_dir, "*", "*.hdf5")):  # frames are merged into files: never into old ones
+            raise PairgenError(f"{out_dir}: already holds a BlenderProc export; choose an empty --out folder")
+        self.frame_lists: dict[str, dict[int, float]] = {}
+        self.files = 0
+
+    @staticmethod
+    def scene_folder(record: dict) -> str:
+        scene = record.get("scene", {})
+        if scene.get("procedural"):
+            return f"scene_{int(scene['scene_index']):06d}"
+        name = f"{os.path.splitext(scene.get('blend') or 'blend')[0]}_{scene.get('scene') or 'scene'}"
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+    def add(self, fields: dict) -> None:
+        import h5py
+
+        record = fields["json"]
+        folder = self.scene_folder(record)
+        os.makedirs(os.path.join(self.out_dir, folder), exist_ok=True)
+        for frame, data in blenderproc_frames(fields, record, self.task):
+            index = int(round((frame - self.first) / self.stride))
+            path = os.path.join(self.out_dir, folder, f"{index}.hdf5")
+            if not os.path.exists(path):
+                self.files += 1
+            self.frame_lists.setdefault(folder, {})[index] = frame
+            with h5py.File(path, "a") as handle:
+                for key, value in data.items():
+                    if key in handle:  # the frame's images from the other pair it belongs to
+                        continue
+                    if isinstance(value, bytes):
+                        handle.create_dataset(key, data=np.bytes_(value))
+                    else:
+                        handle.create_dataset(key, data=value, compression="gzip")
+
+    def close(self) -> None:
+        for folder, frames in self.frame_lists.items():
+            write_json_atomic(os.path.join(self.out_dir, folder, "frames.json"),
+                              {str(i): frames[i] for i in sorted(frames)})

@@ -90,8 +90,7 @@ def _cache_preview_dir(folder: str) -> str:
 
 
 def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> Report:
-    from .encoding import encode_png
-    from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, contact_sheet, field_caption, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -99,7 +98,7 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
     order = [n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role]
     preview_dir, note = preview_folder(folder, preview_dir)
 
-    rows, columns, values, problems = [], None, defaultdict(list), []
+    rows, captions, columns, values, problems = [], [], None, defaultdict(list), []
     scanned = 0
     for _, key, sample in iter_folder(folder, card, problems):
         if scanned >= MAX_SCANNED:
@@ -113,19 +112,17 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
             if columns is None:
                 columns = [n for n, _ in images]
             rows.append([im for _, im in images])
+            captions.append([field_caption(sample[n], views.get(n)) for n, _ in images])  # each tile's scale
 
     sheet = os.path.join(preview_dir, "contact_sheet.png")
     hist = os.path.join(preview_dir, "parameters.png")
+    # the colour keys of the sheet's columns (flow wheel, depth bar), drawn in the sheet itself
+    shown = [VIEWS[v] for v in sorted({views.get(name) for name in columns or []} - {None})]
+    legends = [(view.legend_title, view.legend()) for view in shown if view.legend is not None]
     if rows:
-        contact_sheet(rows, columns or [], sheet, row_labels=None)
-    legends = []
-    for view in sorted({views.get(name) for name in columns or []} - {None}):
-        if VIEWS[view].legend is not None:  # the colour key of those columns (e.g. the flow wheel)
-            legends.append(os.path.join(preview_dir, VIEWS[view].legend_file or f"{view}_legend.png"))
-            with open(legends[-1], "wb") as handle:
-                handle.write(encode_png(VIEWS[view].legend()))
+        contact_sheet(rows, columns or [], sheet, row_labels=None, captions=captions, legends=legends)
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
-    text = _summary(folder, card, values, scanned, sheet if rows else "", hist, legends)
+    text = _summary(folder, card, values, scanned, sheet if rows else "", hist, [t for t, _ in legends])
     if note:
         text += "\n" + note
     if problems:
@@ -177,11 +174,10 @@ def _summary(folder, card, values, scanned, sheet, hist, legends=()) -> str:
     reasons = Counter(s["reason"].split(":")[0] for s in card.get("skipped", []))
     if reasons:
         lines.append("  skipped inputs by reason: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+    lines.append("  preview files written:")
     if sheet:
-        lines.append(f"  preview: {sheet}")
-    for legend in legends:
-        lines.append(f"  colour key: {legend}")
-    lines.append(f"  parameter histograms: {hist}")
+        lines.append(f"    contact sheet: {sheet}" + (f" (colour keys in it: {'; '.join(legends)})" if legends else ""))
+    lines.append(f"    parameter histograms: {hist}")
     return "\n".join(lines)
 
 
@@ -217,19 +213,40 @@ def replay_key(folder: str, key: str, out: str | None = None) -> tuple[bool, str
     return ok, "\n".join(lines)
 
 
-def export_folder(folder: str, out: str, formats) -> tuple[int, int]:
-    """Write every sample's flow/depth fields as .flo / KITTI PNG / PFM files; (samples, files)."""
-    from .formats import EXPORT_FORMATS, export_sample
+def export_folder(folder: str, out: str, formats) -> dict:
+    """Write every sample's flow/depth fields as .flo / KITTI PNG / PFM files and/or BlenderProc's
+    per-frame HDF5 files ("blenderproc"). Returns the export summary (also written to
+    OUT/export_summary.json): samples, files, and per KITTI file the pixels stored invalid because
+    their flow does not fit the format's range."""
+    from .formats import EXPORT_FORMATS, BlenderProcWriter, export_sample
+    from .shards import write_json_atomic
 
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    known = (*EXPORT_FORMATS, "blenderproc")
+    unknown = [f for f in formats if f not in known]
     if unknown or not formats:
-        raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(EXPORT_FORMATS)}")
+        raise UsageError(f"--to: unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     card = read_card(folder)
     specs = card.get("fields", {})
     if not any(spec.get("view") in ("flow", "depth") for spec in specs.values()):
         raise PairgenError(f"{folder}: a {card.get('task')} dataset has no flow or depth fields to export")
+    per_sample = tuple(f for f in formats if f in EXPORT_FORMATS)
+    blenderproc = BlenderProcWriter(out, card) if "blenderproc" in formats else None
     count = files = 0
+    out_of_range: dict[str, int] = {}
     for _, key, fields in iter_folder(folder, card):
-        files += len(export_sample(fields, out, key, formats, specs))
+        if per_sample:
+            written = export_sample(fields, out, key, per_sample, specs)
+            files += len(written)
+            out_of_range.update({os.path.basename(p): n for p, n in written.items() if p.endswith("_kitti.png")})
+        if blenderproc is not None:
+            blenderproc.add(fields)
         count += 1
-    return count, files
+    if blenderproc is not None:
+        blenderproc.close()
+        files += blenderproc.files
+    summary = {"samples": count, "files": files, "formats": list(formats),
+               "kitti_invalid_for_range": {"pixels": sum(out_of_range.values()), "per_file": out_of_range}
+               if "kitti" in formats else None}
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(os.path.join(out, "export_summary.json"), summary)
+    return summary

@@ -41,6 +41,8 @@ __all__ = [
     "VIEWS",
     "guess_view",
     "field_to_rgb",
+    "field_caption",
+    "depth_colorbar",
     "contact_sheet",
     "parameter_histograms",
 ]
@@ -151,6 +153,9 @@ DEPTH_PERCENTILES = (2.0, 98.0)
 # The first entries of magma are nearly black; valid surfaces start above them so that the
 # farthest surface never looks like "no surface".
 _DEPTH_LUT_START = 40
+# "No surface" (depth 0, NaN, background): a teal that magma never reaches, so it cannot be
+# read as "very far".
+NO_SURFACE_COLOR = (0, 150, 150)
 
 
 def _magma_lut() -> np.ndarray:
@@ -160,6 +165,33 @@ def _magma_lut() -> np.ndarray:
 
 
 _MAGMA = _magma_lut()
+
+
+def depth_range(depth: np.ndarray) -> tuple[float, float] | None:
+    """(near, far): the ``DEPTH_PERCENTILES`` of the valid depths, the default colour range;
+    None without a surface."""
+    z = np.asarray(depth, dtype=np.float64)
+    valid = z[np.isfinite(z) & (z > 0)]
+    if not valid.size:
+        return None
+    low, high = np.percentile(valid, DEPTH_PERCENTILES)
+    return float(low), float(high)
+
+
+def depth_colorbar(width: int = 192) -> np.ndarray:
+    """The depth colour key: a bar from near (bright, left) to far (dark, right), linear in
+    inverse depth, labelled, with the "no surface" swatch; uint8 RGB."""
+    height = 58
+    key = np.empty((height, width, 3), np.uint8)
+    key[:] = _SHEET_BACKGROUND
+    bar = np.linspace(255, _DEPTH_LUT_START, width - 8).round().astype(np.intp)
+    key[4:22, 4:width - 4] = _MAGMA[bar][None]
+    _put_text(key, "near", 4, 30)
+    far = "far"
+    _put_text(key, far, width - 4 - cv2.getTextSize(far, _FONT, _FONT_SCALE, 1)[0][0], 30)
+    key[40:54, 4:22] = NO_SURFACE_COLOR
+    _put_text(key, _fit_text("no surface", width - 30), 28, 47)
+    return key
 
 
 def depth_to_color(depth: np.ndarray, near: float | None = None, far: float | None = None) -> np.ndarray:
@@ -172,7 +204,7 @@ def depth_to_color(depth: np.ndarray, near: float | None = None, far: float | No
     Inverse depth (1/z) is what a viewer reads as "how near": it is linear in disparity and
     keeps nearby detail apart while a far background shares a few dark colors. magma is
     perceptually uniform and its lightness rises monotonically, so nearer is always brighter;
-    no surface is pure black, below magma's darkest used color.
+    no surface is ``NO_SURFACE_COLOR`` (teal), a colour magma never takes.
     """
     depth = np.asarray(depth)
     if depth.ndim == 3 and depth.shape[2] == 1:
@@ -181,11 +213,12 @@ def depth_to_color(depth: np.ndarray, near: float | None = None, far: float | No
         raise ValueError(f"depth_to_color: expected depth of shape (H, W), got {depth.shape}")
     z = depth.astype(np.float64)
     valid = np.isfinite(z) & (z > 0)
-    rgb = np.zeros(z.shape + (3,), dtype=np.uint8)
+    rgb = np.empty(z.shape + (3,), dtype=np.uint8)
+    rgb[:] = NO_SURFACE_COLOR
     if not valid.any():
         return rgb
     if near is None or far is None:
-        low, high = np.percentile(z[valid], DEPTH_PERCENTILES)
+        low, high = depth_range(z)
         near = float(low) if near is None else float(near)
         far = float(high) if far is None else float(far)
     if not (near > 0 and far > 0):
@@ -363,46 +396,63 @@ def _single(array: np.ndarray) -> np.ndarray:
 def _flow_view(value, reference=None):
     top = None
     if reference is not None:  # the reference's largest motion saturates, so both share a scale
-        magnitude = np.hypot(*np.moveaxis(np.nan_to_num(np.asarray(reference, np.float64)), -1, 0))
-        top = float(magnitude.max()) if magnitude.size and magnitude.max() > 0 else None
+        top = _flow_scale(reference) or None
     return flow_to_color(value, max_magnitude=top)
+
+
+def _flow_scale(value, reference=None) -> float:
+    """The magnitude (px) a flow picture saturates at: the reference's largest, else its own."""
+    source = value if reference is None else reference
+    magnitude = np.hypot(*np.moveaxis(np.nan_to_num(np.asarray(source, np.float64), posinf=0, neginf=0), -1, 0))
+    magnitude = magnitude[magnitude <= UNKNOWN_FLOW_THRESHOLD]
+    return float(magnitude.max()) if magnitude.size else 0.0
+
+
+def _flow_caption(value, reference=None) -> str:
+    return f"max {_flow_scale(value, reference):.3g} px"
 
 
 def _depth_view(value, reference=None):
     value = _single(np.asarray(value))
-    if reference is None:
+    span = depth_range(_single(np.asarray(reference))) if reference is not None else None
+    if span is None:
         return depth_to_color(value)
-    ref = _single(np.asarray(reference)).astype(np.float64)
-    valid = ref[np.isfinite(ref) & (ref > 0)]
-    if not valid.size:
-        return depth_to_color(value)
-    near, far = np.percentile(valid, DEPTH_PERCENTILES)
-    return depth_to_color(value, near=float(near), far=float(far))
+    return depth_to_color(value, near=span[0], far=span[1])
+
+
+def _depth_caption(value, reference=None) -> str:
+    span = depth_range(_single(np.asarray(value if reference is None else reference)))
+    return "no surface" if span is None else f"{span[0]:.3g} - {span[1]:.3g}"
 
 
 @dataclass(frozen=True)
 class View:
     """How one kind of field becomes a picture. ``show(value, reference=None)`` -> uint8 RGB
     (H, W, 3); ``reference`` (optional) is the target a prediction is compared with, so both
-    share a colour scale. ``legend()``: a key picture that ``inspect`` writes beside the
-    previews, or None."""
+    share a colour scale. ``legend()``: a key picture that ``inspect`` draws in the contact
+    sheet under ``legend_title``, or None. ``caption(value, reference=None)``: the text under
+    each tile that gives its scale (flow: the magnitude that saturates; depth: its near - far
+    range in scene units), or None."""
 
     show: Callable[..., np.ndarray]
     summary: str
     legend: Callable[[], np.ndarray] | None = None
-    legend_file: str = ""
+    legend_title: str = ""
+    caption: Callable[..., str] | None = None  # (value, reference=None) -> the tile's scale, e.g. "max 3.2 px"
 
 
 VIEWS: dict[str, View] = {
     "rgb": View(lambda v, reference=None: rgb_to_rgb(v), "8-bit (or 16-bit, or [0, 1] float) RGB as is"),
     "gray": View(lambda v, reference=None: gray_to_rgb(_single(np.asarray(v))), "one channel as gray"),
-    "flow": View(_flow_view, "optical flow (dx, dy), Middlebury colour wheel", lambda: flow_wheel_legend(128), "flow_wheel.png"),
-    "depth": View(_depth_view, "planar depth, magma over inverse depth, 0 = black"),
+    "flow": View(_flow_view, "optical flow (dx, dy), Middlebury colour wheel, saturated at the tile's max",
+                 lambda: flow_wheel_legend(128), "flow (rim = tile's max)", _flow_caption),
+    "depth": View(_depth_view, "planar depth, magma over inverse depth (near bright), no surface teal",
+                  depth_colorbar, "depth (range under tiles)", _depth_caption),
     "ids": View(lambda v, reference=None: segmentation_to_color(np.asarray(v)), "integer ids, one fixed colour per id, 0 = black"),
     "mask": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "mask, white where set"),
     "occlusion": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "occlusion mask, white where occluded"),
     "heatmap": View(lambda v, reference=None: heatmaps_to_color(v), "(K, H, W) heatmaps, one id colour per channel"),
-    "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, (n + 1) / 2 as RGB, no surface black"),
+    "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, [-1, 1] -> [0, 1] as RGB, no surface black"),
     "ab": View(lambda v, reference=None: ab_to_color(v), "CIELAB a*b* chroma at L* = 65"),
 }
 
@@ -460,12 +510,21 @@ def field_to_rgb(name: str, value: Any, view: str | None = None, reference: Any 
         raise ValueError(f"field {name!r}: {exc}") from None
 
 
+def field_caption(value: Any, view: str | None) -> str | None:
+    """The scale text of a field's tile (``View.caption``), or None for views without one."""
+    chosen = VIEWS.get(view) if view else None
+    if chosen is None or chosen.caption is None or not isinstance(value, np.ndarray):
+        return None
+    return chosen.caption(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Contact sheet
 # ---------------------------------------------------------------------------------------------
 
 _SHEET_GAP = 4  # pixels between cells and around the grid
 _SHEET_HEADER = 24  # height of the column-label band
+_SHEET_CAPTION = 18  # height of the caption band under each row of cells
 _SHEET_BACKGROUND = (32, 32, 32)
 _EMPTY_CELL = (64, 64, 64)  # a missing field: visibly not an image
 _TEXT_COLOR = (235, 235, 235)
@@ -520,6 +579,8 @@ def contact_sheet(
     path: str | os.PathLike | None,
     cell: int = 192,
     row_labels: list[str] | None = None,
+    captions: list[list[str | None]] | None = None,
+    legends: Sequence[tuple[str, np.ndarray]] = (),
 ) -> np.ndarray:
     """A grid of images, one row per sample and one column per field; returns uint8 RGB.
 
@@ -531,6 +592,8 @@ def contact_sheet(
         it. Upsampling uses nearest neighbour so an LR image's pixels stay visible as blocks
         next to its HR; downsampling uses area averaging (no aliasing).
     row_labels: optional, one per row, drawn in a band on the left.
+    captions: optional, captions[i][j] drawn in a band under cell (i, j) (a tile's scale).
+    legends: (title, uint8 RGB key picture) drawn in a band under the grid (colour keys).
     """
     if cell < 8:
         raise ValueError(f"contact_sheet: cell must be >= 8 pixels, got {cell}")
@@ -548,16 +611,23 @@ def contact_sheet(
         widest = max(cv2.getTextSize(_fit_text(t, cell), _FONT, _FONT_SCALE, 1)[0][0] for t in row_labels)
         label_width = min(cell, widest + 2 * _SHEET_GAP)
     left = _SHEET_GAP + label_width
+    caption_band = _SHEET_CAPTION if captions and any(any(c for c in row) for row in captions) else 0
+    pitch_y = cell + caption_band + _SHEET_GAP
     pitch = cell + _SHEET_GAP
-    height = _SHEET_HEADER + len(rows) * pitch
-    width = left + n_columns * pitch
+    keys = [(title, _fit_to_cell(np.asarray(image, np.uint8), cell)) for title, image in legends]
+    legend_band = (_SHEET_HEADER + max(k.shape[0] for _, k in keys) + _SHEET_GAP) if keys else 0
+    height = _SHEET_HEADER + len(rows) * pitch_y + legend_band
+    width = max(left + n_columns * pitch, left + len(keys) * pitch)
     sheet = np.empty((height, width, 3), dtype=np.uint8)
     sheet[:] = _SHEET_BACKGROUND
 
     for j, label in enumerate(column_labels):
         _put_text(sheet, _fit_text(label, cell), left + j * pitch, _SHEET_HEADER // 2)
     for i, row in enumerate(rows):
-        top = _SHEET_HEADER + i * pitch
+        top = _SHEET_HEADER + i * pitch_y
+        for j, text in enumerate(captions[i] if captions and i < len(captions) else []):
+            if text:
+                _put_text(sheet, _fit_text(text, cell), left + j * pitch, top + cell + caption_band // 2)
         if row_labels is not None:
             _put_text(sheet, _fit_text(row_labels[i], label_width - _SHEET_GAP), _SHEET_GAP, top + cell // 2)
         for j in range(n_columns):
@@ -570,6 +640,10 @@ def contact_sheet(
             dy = (cell - fitted.shape[0]) // 2
             dx = (cell - fitted.shape[1]) // 2
             sheet[top + dy:top + dy + fitted.shape[0], x0 + dx:x0 + dx + fitted.shape[1]] = fitted
+    top = _SHEET_HEADER + len(rows) * pitch_y
+    for j, (title, key) in enumerate(keys):
+        _put_text(sheet, _fit_text(title, cell), left + j * pitch, top + _SHEET_HEADER // 2)
+        sheet[top + _SHEET_HEADER:top + _SHEET_HEADER + key.shape[0], left + j * pitch:left + j * pitch + key.shape[1]] = key
 
     if path is not None:
         path = Path(path)

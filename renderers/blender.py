@@ -17,7 +17,12 @@ scene set-up.
 
 Step K: with Blender's time remapping (frame_map_old = K x, frame_map_new = 1 x the scene's own
 values), Blender frame f shows the scene at time K f, and the Vector pass spans t-K .. t+K
-exactly (measured; subframes are used when t is not a multiple of K).
+exactly (measured; subframes are used when t is not a multiple of K). Only the ground-truth
+render is remapped: the RGB render runs at the scene's own mapping, so its motion blur shutter
+spans the scene's own frames and frame t's RGB is the same for every K.
+
+The user's compositor is not applied (``render.use_compositing`` off): the RGB is the render
+layer through the view transform, and ``describe`` reports the node tree it skipped.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import bmesh
 import numpy as np
 
 from renderers import truth
-from renderers.scene import MaterialSpec, SceneSpec
+from renderers.scene import CLASS_IDS, MaterialSpec, SceneSpec
 
 RENDERABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
 MAX_IDS = 65535
@@ -304,6 +309,7 @@ def build_scene(spec: SceneSpec) -> None:
         room_obj = bpy.data.objects.new("room", mesh)
         room_obj.pass_index = 1
         room_obj["pairgen_ids"] = 1
+        room_obj["category_id"] = CLASS_IDS["room"]
         scene.collection.objects.link(room_obj)
 
     for index, obj_spec in enumerate(spec.objects):
@@ -314,6 +320,7 @@ def build_scene(spec: SceneSpec) -> None:
         obj = bpy.data.objects.new(obj_spec.name, mesh)
         obj.pass_index = index + 2
         obj["pairgen_ids"] = 1
+        obj["category_id"] = CLASS_IDS[obj_spec.shape]
         scene.collection.objects.link(obj)
         _animate(obj, obj_spec.motion, first, last)
         for kp_name, local in obj_spec.keypoints:
@@ -342,6 +349,83 @@ def build_scene(spec: SceneSpec) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Reading a scene
+
+
+def _image_paths(image) -> list[str]:
+    """The files an image data-block reads (one per UDIM tile for tiled images)."""
+    path = bpy.path.abspath(image.filepath, library=image.library)
+    if image.source == "TILED" and "<UDIM>" in path:
+        return [path.replace("<UDIM>", str(tile.number)) for tile in image.tiles]
+    return [path]
+
+
+def missing_external_data() -> dict:
+    """Images and linked libraries a loaded .blend refers to but cannot find.
+
+    Blender renders a missing image as magenta and drops the objects of a missing library (they
+    load as empty placeholders), both without an error. Returns {"images": [{"name", "path"}],
+    "libraries": [{"name", "path", "missing_ids"}]}: images in use (users > 0), read from a file
+    (not packed, not generated) that does not exist; libraries whose file does not exist or
+    whose data-blocks came back as placeholders."""
+    images = []
+    for image in bpy.data.images:
+        if image.users == 0 or image.packed_file is not None or image.source not in ("FILE", "SEQUENCE", "MOVIE", "TILED"):
+            continue
+        absent = [path for path in _image_paths(image) if not os.path.isfile(path)]
+        if absent:
+            images.append({"name": image.name, "path": absent[0] if len(absent) == 1 else absent})
+    placeholders: dict[str, list[str]] = {}
+    for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.collections, bpy.data.node_groups):
+        for block in collection:
+            if block.library is not None and block.is_missing:
+                placeholders.setdefault(block.library.name, []).append(f"{block.id_type.lower()}:{block.name}")
+    libraries = []
+    for library in bpy.data.libraries:
+        path = bpy.path.abspath(library.filepath)
+        if library.is_missing or not os.path.isfile(path) or library.name in placeholders:
+            libraries.append({"name": library.name, "path": path, "missing_ids": sorted(placeholders.get(library.name, []))})
+    return {"images": sorted(images, key=lambda i: i["name"]), "libraries": sorted(libraries, key=lambda l: l["name"])}
+
+
+def missing_message(where: str, missing: dict) -> str:
+    """The error of a .blend with missing images or libraries: each one with its path."""
+    parts = []
+    if missing["images"]:
+        parts.append(f"{len(missing['images'])} image texture(s) not found (Blender would render them magenta): "
+                     + "; ".join(f"{i['name']} at {i['path']}" for i in missing["images"]))
+    if missing["libraries"]:
+        parts.append(f"{len(missing['libraries'])} linked librar(ies) not found (their objects would be missing from "
+                     "the render): " + "; ".join(f"{l['name']} at {l['path']}"
+                                                 + (f" ({', '.join(l['missing_ids'])})" if l["missing_ids"] else "")
+                                                 for l in missing["libraries"]))
+    return (f"{where}: " + " and ".join(parts) + ". Put the files where the paths say (or pack them into the .blend: "
+            "File > External Data > Pack Resources), or pass --allow-missing to render anyway (the missing list is "
+            "recorded in every sample's json and the card)")
+
+
+def object_classes(scene, ids: dict[int, str]) -> tuple[dict[int, int], dict[int, str]]:
+    """Semantic class of every instance of a .blend: its integer custom property ``category_id``
+    when it has one, else one class per collection (the object's first collection, by name).
+
+    Returns ({instance id: class id}, {class id: class name}); collection classes are numbered
+    after the largest category_id, in collection-name order; 0 stays "no object"."""
+    explicit, by_collection = {}, {}
+    for oid, name in ids.items():
+        obj = scene.objects[name]
+        value = obj.get("category_id")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and int(value) == value and 0 < value <= MAX_IDS:
+            explicit[oid] = int(value)
+        else:
+            collections = sorted(c.name for c in obj.users_collection)
+            by_collection[oid] = collections[0] if collections else scene.collection.name
+    start = max(explicit.values(), default=0) + 1
+    collection_ids = {name: start + i for i, name in enumerate(sorted(set(by_collection.values())))}
+    if collection_ids and max(collection_ids.values()) > MAX_IDS:
+        raise SceneError(f"scene {scene.name!r}: too many classes for 16-bit class ids")
+    classes = {**explicit, **{oid: collection_ids[c] for oid, c in by_collection.items()}}
+    names = {cid: f"category_id {cid}" for cid in sorted(set(explicit.values()))}
+    names.update({cid: f"collection {c}" for c, cid in collection_ids.items()})
+    return classes, names
 
 
 def _camera_K(scene, camera_obj, width: int, height: int) -> np.ndarray:
@@ -382,6 +466,9 @@ def describe(path: str | None = None) -> dict:
     pct = scene.render.resolution_percentage / 100.0
     width = max(1, int(scene.render.resolution_x * pct))
     height = max(1, int(scene.render.resolution_y * pct))
+    objects = assign_ids(scene)
+    classes, class_names = object_classes(scene, objects)
+    compositor = scene.compositing_node_group
     return {
         "scene": scene.name,
         "frame_start": scene.frame_start,
@@ -390,9 +477,14 @@ def describe(path: str | None = None) -> dict:
         "resolution": [width, height],
         "camera": camera.name,
         "motion_blur": bool(scene.render.use_motion_blur),
+        "shutter": float(scene.render.motion_blur_shutter),
         "engine": scene.render.engine,
         "frame_map": [scene.render.frame_map_old, scene.render.frame_map_new],
-        "objects": {str(k): v for k, v in assign_ids(scene).items()},
+        "objects": {str(k): v for k, v in objects.items()},
+        "classes": {str(k): v for k, v in classes.items()},
+        "class_names": {str(k): v for k, v in class_names.items()},
+        "compositor": compositor.name if compositor is not None and scene.render.use_compositing else None,
+        "missing": missing_external_data(),
         "autoexec_blocked": bool(bpy.app.autoexec_fail),
     }
 
@@ -480,6 +572,7 @@ class Session:
         self.source_key = None
         self.ids: dict[int, str] = {}
         self.rigid: dict[int, bool] = {}
+        self.classes: dict[int, int] = {}
         self.user = {}
         self.tmp = scratch or tempfile.mkdtemp(prefix="pairgen-render-")
         self.view_layer = None
@@ -488,7 +581,7 @@ class Session:
     def load(self, source: dict) -> dict:
         """source: {"blend": path, "scene": name or None} or {"spec": SceneSpec}. Loads it unless
         it is already loaded; returns ``describe()``."""
-        key = repr(source.get("blend")) + repr(source.get("scene")) if "blend" in source else repr(source["spec"])
+        key = repr((source.get("blend"), source.get("scene"), bool(source.get("allow_missing")))) if "blend" in source else repr(source["spec"])
         if key != self.source_key:
             self.source_key = None
             if "blend" in source:
@@ -501,7 +594,11 @@ class Session:
                 build_scene(source["spec"])
             scene = bpy.context.scene
             self.info = describe(source.get("blend"))
+            missing = self.info["missing"]
+            if "blend" in source and (missing["images"] or missing["libraries"]) and not source.get("allow_missing"):
+                raise SceneError(missing_message(f"{source['blend']}: scene {scene.name!r}", missing))
             self.ids = {int(k): v for k, v in self.info["objects"].items()}
+            self.classes = {int(k): v for k, v in self.info["classes"].items()}
             self.rigid = {i: _is_rigid(scene.objects[name], scene) for i, name in self.ids.items()}
             self.view_layer = bpy.context.view_layer
             for layer in scene.view_layers:  # render only the active view layer
@@ -558,7 +655,7 @@ class Session:
         settings: samples (RGB), denoise (bool), seed (Cycles seed), resolution (W, H) or None,
         threads (0 = all cores). Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
         depth float32 (H, W); seg uint16 (H, W); flow_fwd / flow_bwd float32 (H, W, 2) to
-        time +- step (if vector); normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
+        time +- step (if vector); cls uint16 (H, W) class ids; normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
         object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}.
         """
         settings = dict(settings or {})
@@ -606,6 +703,7 @@ class Session:
                 out["flow_fwd"], out["flow_bwd"] = truth.flow_from_vector(motion)
             out["depth"] = truth.depth_from_z(_channel(channels, ".Depth.Z"))
             out["seg"] = truth.instance_ids(_channel(channels, ".Object Index.X"))
+            out["cls"] = truth.class_ids(out["seg"], self.classes)
             if normals:
                 out["normal"] = np.stack([_channel(channels, f".Normal.{c}") for c in "XYZ"], axis=-1).astype(np.float32)
             layer.use_pass_z = layer.use_pass_vector = layer.use_pass_object_index = layer.use_pass_normal = False
@@ -621,6 +719,8 @@ class Session:
             cycles.max_bounces = self.user["max_bounces"]
             cycles.sampling_pattern = self.user["sampling_pattern"]
             scene.render.use_motion_blur = self.user["motion_blur"]
+            if step != 1:  # the scene's own time mapping: its shutter spans its own frames whatever K is
+                self._set_time(scene, time, 1)
             image_settings = scene.render.image_settings
             image_settings.media_type = "IMAGE"
             image_settings.file_format = "PNG"

@@ -25,6 +25,11 @@ DEFAULT_RENDER = {"samples": 4, "denoise": True, "quality": "HIGH", "prefilter":
 
 SHAPES = ("cube", "sphere", "icosphere", "cylinder", "cone", "torus", "blob", "monkey")
 
+# Semantic classes of procedural scenes (cls*.png): 0 = no object, the room 1, then each shape
+# (the primitive or mesh category) in this order; "plane" is the tests' flat panel.
+CLASS_NAMES = ("room", *SHAPES, "plane")
+CLASS_IDS = {name: i + 1 for i, name in enumerate(CLASS_NAMES)}
+
 # Keypoints of each shape in its local (unscaled) coordinates: the renderer adds an empty named
 # kp_<object>_<point> parented to the object at each of these.
 SHAPE_KEYPOINTS: dict[str, tuple[tuple[str, tuple[float, float, float]], ...]] = {
@@ -409,3 +414,11 @@ def object_names(spec: SceneSpec) -> dict[int, str]:
     for i, obj in enumerate(spec.objects):
         names[i + 2] = obj.name
     return names
+
+
+def object_classes(spec: SceneSpec) -> dict[int, int]:
+    """Instance id -> class id (``CLASS_IDS``) of a procedural scene."""
+    classes = {1: CLASS_IDS["room"]} if spec.room is not None else {}
+    for i, obj in enumerate(spec.objects):
+        classes[i + 2] = CLASS_IDS[obj.shape]
+    return classes

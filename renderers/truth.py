@@ -153,6 +153,25 @@ def instance_ids(object_index: np.ndarray) -> np.ndarray:
     return np.clip(ids, 0, 65535).astype(np.uint16)
 
 
+def class_ids(instance: np.ndarray, classes: dict[int, int]) -> np.ndarray:
+    """uint16 class ids of an instance-id image: ``classes`` maps instance -> class; 0 and
+    unlisted instances -> 0."""
+    table = np.zeros(int(max([int(instance.max()) if instance.size else 0, *classes])) + 1, np.uint16)
+    for oid, cid in classes.items():
+        table[int(oid)] = int(cid)
+    return table[instance]
+
+
+def distance_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Euclidean distance from the camera centre float32 (H, W), scene units, along the ray
+    through each pixel centre (j + 0.5, i + 0.5): depth * |K^-1 (x, y, 1)|; 0 where depth is 0."""
+    h, w = depth.shape
+    x, y = pixel_grid(h, w)
+    K = np.asarray(K, dtype=np.float64)
+    norm = np.sqrt(((x - K[0, 2]) / K[0, 0]) ** 2 + ((y - K[1, 2]) / K[1, 1]) ** 2 + 1.0)
+    return (np.asarray(depth, dtype=np.float64) * norm).astype(np.float32)
+
+
 def unproject(depth: np.ndarray, K: np.ndarray, c2w_cv: np.ndarray) -> np.ndarray:
     """World points (H, W, 3) float64 of every pixel centre at its planar depth."""
     h, w = depth.shape

@@ -68,11 +68,17 @@ def test_kitti_flow_encoding(tmp_path):
     assert np.abs(back - flow)[valid].max() <= 0.5 / 64 + 1e-6  # 1/64 px quantisation
 
 
-def test_kitti_flow_array_clips_and_invalidates_nan():
-    flow = np.array([[[1000.0, -1000.0], [np.nan, 0.0]]], np.float32)
+def test_kitti_flow_out_of_range_is_invalid_not_clipped(tmp_path):
+    flow = np.array([[[1000.0, -1000.0], [np.nan, 0.0], [511.9, -512.0], [512.0, 3.0], [-512.01, 0.0]]], np.float32)
     encoded = formats.kitti_flow_array(flow)
-    assert encoded[0, 0, 0] == 65535 and encoded[0, 0, 1] == 0 and encoded[0, 0, 2] == 1
-    assert encoded[0, 1, 2] == 0
+    assert list(encoded[0, :, 2]) == [0, 0, 1, 0, 0]  # only the pixel that fits is valid
+    assert tuple(encoded[0, 0, :2]) == (2**15, 2**15) and encoded[0, 2, 1] == 0  # -512 px is the lowest code
+    path = str(tmp_path / "range.png")
+    assert formats.write_kitti_flow(path, flow) == 4  # out of range or not finite
+    noc = np.array([[True, True, True, True, False]])
+    assert formats.write_kitti_flow(path, flow, valid=noc) == 3  # pixels already invalid are not counted
+    back, valid = formats.read_kitti_flow(path)
+    assert list(valid[0]) == [False, False, True, False, False] and back[0, 2, 0] == pytest.approx(511.90625)
 
 
 def test_pfm_layout_single_channel(tmp_path):
@@ -117,13 +123,15 @@ def test_export_sample_writes_every_format(tmp_path):
     specs = {"flow.npy": {"role": "target", "view": "flow"}, "flow_bwd.npy": {"role": "aux", "view": "flow"},
              "occ.png": {"role": "aux", "view": "occlusion"}, "depth0.npy": {"role": "aux", "view": "depth"},
              "img0.png": {"role": "input", "view": "rgb"}}
+    flow[0, 0] = (600.0, 0.0)  # beyond KITTI's range
     written = formats.export_sample(fields, str(tmp_path), "000000001", specs=specs)
     names = sorted(p.split("/")[-1] for p in written)
+    assert written[str(tmp_path / "000000001_flow_kitti.png")] == 1 and sum(written.values()) == 2  # flow_kitti and flow_noc_kitti
     assert names == sorted([
         "000000001_flow.flo", "000000001_flow_kitti.png", "000000001_flow_noc_kitti.png", "000000001_flow.pfm",
         "000000001_flow_bwd.flo", "000000001_flow_bwd_kitti.png", "000000001_flow_bwd.pfm", "000000001_depth0.pfm",
     ])
     _, valid = formats.read_kitti_flow(str(tmp_path / "000000001_flow_noc_kitti.png"))
-    assert not valid[1, 1] and valid.sum() == valid.size - 1
+    assert not valid[1, 1] and not valid[0, 0] and valid.sum() == valid.size - 2
     with pytest.raises(PairgenError, match="unknown export format"):
         formats.export_sample(fields, str(tmp_path), "1", formats=("exr",))

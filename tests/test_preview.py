@@ -118,13 +118,14 @@ def test_flow_wheel_legend():
 # --- depth --------------------------------------------------------------------------------------
 
 
-def test_depth_zero_is_black_and_nearer_is_brighter():
+def test_depth_no_surface_is_its_own_colour_and_nearer_is_brighter():
     depth = np.linspace(1.0, 20.0, 64, dtype=np.float32).reshape(1, 64)
     depth = np.concatenate([depth, np.zeros_like(depth)], axis=0)
     depth[1, 5] = np.nan
     rgb = depth_to_color(depth)
     assert rgb.shape == (2, 64, 3) and rgb.dtype == np.uint8
-    assert (rgb[1] == 0).all()  # no surface
+    assert (rgb[1] == preview.NO_SURFACE_COLOR).all()  # no surface: teal, not a shade of magma
+    assert not (np.abs(preview._MAGMA.astype(int) - preview.NO_SURFACE_COLOR).sum(axis=1) < 60).any()
     luma = _luma(rgb[0])
     # Farther is never brighter (0.5: 8-bit rounding of OpenCV's magma table wobbles by 0.06).
     assert np.all(np.diff(luma) <= 0.5)
@@ -153,8 +154,28 @@ def test_depth_robust_range_ignores_far_outliers():
     assert luma[0] - luma[-1] > 100  # the real range still spans the colormap
 
 
-def test_depth_all_invalid_is_black():
-    assert (depth_to_color(np.zeros((3, 3))) == 0).all()
+def test_depth_all_invalid_is_no_surface():
+    assert (depth_to_color(np.zeros((3, 3))) == preview.NO_SURFACE_COLOR).all()
+
+
+def test_flow_and_depth_tiles_carry_their_scale_and_keys_are_in_the_sheet():
+    flow = np.zeros((4, 4, 2), np.float32)
+    flow[1, 2] = (3.0, 4.0)
+    flow[0, 0] = (np.nan, 0.0)
+    assert preview.field_caption(flow, "flow") == "max 5 px"
+    depth = np.tile(np.linspace(1.0, 3.0, 101), (2, 1))
+    assert preview.field_caption(depth, "depth") == "1.04 - 2.96"  # the 2nd-98th percentile colour range
+    assert preview.field_caption(np.zeros((2, 2)), "depth") == "no surface"
+    assert preview.field_caption(depth, "rgb") is None
+    rows = [[preview.field_to_rgb("f", flow, "flow")]]
+    plain = contact_sheet(rows, ["flow"], None, cell=32)
+    keyed = contact_sheet(rows, ["flow"], None, cell=32, captions=[["max 5 px"]],
+                          legends=[("key", preview.VIEWS["flow"].legend()), ("depth", preview.depth_colorbar())])
+    assert keyed.shape[0] > plain.shape[0] + 32 and keyed.shape[1] >= plain.shape[1]
+    wheel = preview._fit_to_cell(preview.VIEWS["flow"].legend(), 32)
+    found = [(y, x) for y in range(keyed.shape[0] - 31) for x in range(keyed.shape[1] - 31)
+             if np.array_equal(keyed[y:y + 32, x:x + 32], wheel)]
+    assert found and found[0][0] > plain.shape[0]  # the wheel is drawn under the grid
 
 
 # --- segmentation, masks, gray --------------------------------------------------------------

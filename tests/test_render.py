@@ -427,7 +427,7 @@ def test_depth_task_with_normals(worker):
     task._worker = worker
     items, _ = task.plan()
     (key, fields), = task.make(items[0], np.random.default_rng(0))
-    assert set(fields) == set(task.fields()) == {"rgb.png", "depth.npy", "seg.png", "normal.npy", "json"}
+    assert set(fields) == set(task.fields()) == {"rgb.png", "depth.npy", "seg.png", "cls.png", "normal.npy", "json"}
     n = fields["normal.npy"]
     assert n.shape == (24, 32, 3) and np.allclose(np.linalg.norm(n, axis=-1), 1, atol=1e-3)
     assert (n[..., 2] < 0.05).mean() > 0.95  # surfaces seen face the camera (OpenCV z forward)

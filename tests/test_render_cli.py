@@ -59,7 +59,11 @@ def test_render_flow_export_and_inspect(blends, tmp_path):
     result = run_cli("inspect", out)
     assert result.returncode == 0, result.stderr
     assert "flow_magnitude_mean_px" in result.stdout and "occluded_fraction" in result.stdout
-    assert (out / "preview" / "contact_sheet.png").exists() and (out / "preview" / "flow_wheel.png").exists()
+    assert (out / "preview" / "contact_sheet.png").exists() and not (out / "preview" / "flow_wheel.png").exists()
+    written = [line.split(": ", 1)[1].split(" (")[0] for line in result.stdout.splitlines()
+               if line.startswith("    contact sheet:") or line.startswith("    parameter histograms:")]
+    assert sorted(written) == sorted(str(p) for p in (out / "preview").iterdir())  # every file written is printed
+    assert "flow (rim = tile's max)" in result.stdout
 
 
 def test_render_depth_with_normals_and_step(blends, tmp_path):

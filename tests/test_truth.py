@@ -220,3 +220,21 @@ def test_motion_is_linear_in_time():
     assert m.location_at(3) == (2.0, 2.0, 1.0)
     assert m.rotation_at(1.5) == pytest.approx((0.105, 0.2, 0.3))
     np.testing.assert_allclose(m.matrix_at(1)[:3, 3], (1, 2, 3))
+
+
+def test_distance_from_depth_is_the_ray_length_to_the_camera_centre():
+    K = truth.intrinsics(40, 30, 30.0, shift_x=0.1)
+    c2w = truth.blender_to_opencv(truth.pose_matrix((1.0, -2.0, 0.5), (1.3, 0.2, -0.4)))
+    depth = np.random.default_rng(0).uniform(0.5, 9.0, size=(30, 40))
+    depth[3, 4] = 0.0  # no surface
+    points = truth.unproject(depth, K, c2w)
+    expected = np.linalg.norm(points - c2w[:3, 3], axis=-1)
+    distance = truth.distance_from_depth(depth, K)
+    assert distance.dtype == np.float32 and distance[3, 4] == 0
+    np.testing.assert_allclose(distance, expected, rtol=1e-6)
+
+
+def test_class_ids_map_instances_and_leave_unknown_at_zero():
+    seg = np.array([[0, 1, 2], [3, 300, 2]], np.uint16)
+    cls = truth.class_ids(seg, {1: 5, 2: 9, 300: 1000})
+    assert cls.dtype == np.uint16 and cls.tolist() == [[0, 5, 9], [0, 1000, 9]]

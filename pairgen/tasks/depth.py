@@ -1,7 +1,7 @@
 """Rendered depth: single frames of a user's .blend or of procedural scenes.
 
-One sample per frame: ``rgb.png``, ``depth.npy``, ``seg.png``, ``normal.npy`` (with
-``normals=True``) and ``json``. Options and sources as in ``rendered.RenderedTask``; ``step`` is
+One sample per frame: ``rgb.png``, ``depth.npy``, ``seg.png``, ``cls.png``, ``normal.npy`` (with
+``normals=True``), ``distance.npy`` (with ``distance=True``) and ``json``. Options and sources as in ``rendered.RenderedTask``; ``step`` is
 the stride between rendered frames of a .blend.
 """
 from __future__ import annotations
@@ -19,6 +19,9 @@ DEPTH_CONVENTIONS = dict(RENDER_CONVENTIONS)
 DEPTH_CONVENTIONS["normals"] = ("normal.npy: unit surface normals in the camera frame of the OpenCV convention (x right, "
                                 "y down, z forward; surfaces facing the camera have negative z), float32 (H, W, 3); 0 "
                                 "where no surface. From Blender's Normal pass (shading normals, first sample)")
+DEPTH_CONVENTIONS["cameras"] = ("json K: 3x3 intrinsics in pixels (also camera.K); camera.camera_to_world: 4x4 "
+                                "camera-to-world in the OpenCV convention (x right, y down, z forward); camera.frame "
+                                "its frame number, camera.keypoints")
 DEPTH_CONVENTIONS["background"] = ("procedural scenes are closed rooms: every pixel has depth; in a .blend, world-"
                                    "background pixels have depth 0 and id 0")
 
@@ -57,8 +60,11 @@ class DepthTask(RenderedTask):
             "rgb.png": FieldSpec("input", "uint8", [h, w, 3], "rendered RGB frame, 8-bit sRGB", "rgb"),
             "depth.npy": FieldSpec("target", "float32", [h, w], "planar depth (distance along the optical axis), scene units, 0 = no surface", "depth"),
             "seg.png": FieldSpec("aux", "uint16", [h, w], "instance ids, 0 = no object", "ids"),
-            "json": FieldSpec("meta", "json", [], "K, camera-to-world (OpenCV), frame number, scene seed, render settings, object names per id, keypoints"),
+            "cls.png": FieldSpec("aux", "uint16", [h, w], "semantic class ids, 0 = no object (names in json classes)", "ids"),
+            "json": FieldSpec("meta", "json", [], "K, camera-to-world (OpenCV), frame number, scene seed, render settings, object and class names per id, keypoints"),
         }
+        if self.distance:
+            fields["distance.npy"] = FieldSpec("aux", "float32", [h, w], "Euclidean distance from the camera centre, scene units, 0 = no surface", "depth")
         if self.normals:
             fields["normal.npy"] = FieldSpec("aux", "float32", [h, w, 3], "unit normals in the OpenCV camera frame (x right, y down, z forward), 0 = no surface", "normals")
         return fields
@@ -70,6 +76,8 @@ class DepthTask(RenderedTask):
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
+        from renderers import truth
+
         source, identity, times, names, scene_record = self.item_source(item, rng)
         frames, events = self._render(source, times, identity, normals=self.normals, vector=False)
         samples = []
@@ -82,13 +90,10 @@ class DepthTask(RenderedTask):
                 "frame": frame_number(t),
                 "K": frame["K"].tolist(),
                 "camera": frame_record(frame, frame_number(t)),
-                "objects": {str(k): v for k, v in sorted(names.items())},
                 "render": {**self.render_record(), "blender": frame.get("blender"),
                            "frame_seed": frame_seed(self.seed, identity, t)},
-                "scene": scene_record,
+                **self.sample_record(names, scene_record, events),
             }
-            if events:
-                record["render_events"] = events
             depth = frame["depth"].astype(np.float32)
             surface = depth[depth > 0]
             record["summary"] = {  # per-sample scalars that `pairgen inspect` histograms
@@ -97,7 +102,10 @@ class DepthTask(RenderedTask):
                 "depth_max": round(float(surface.max()), 4) if surface.size else 0.0,
                 "surface_fraction": round(float(surface.size / depth.size), 4),
             }
-            fields = {"rgb.png": frame["rgb"], "depth.npy": depth, "seg.png": frame["seg"], "json": record}
+            fields = {"rgb.png": frame["rgb"], "depth.npy": depth, "seg.png": frame["seg"], "cls.png": frame["cls"],
+                      "json": record}
+            if self.distance:
+                fields["distance.npy"] = truth.distance_from_depth(depth, frame["K"])
             if self.normals:
                 fields["normal.npy"] = camera_normals(frame["normal"], frame["c2w"], frame["depth"])
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))

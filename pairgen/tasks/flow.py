@@ -1,7 +1,8 @@
 """Rendered optical flow: frame pairs (t, t+K) of a user's .blend or of procedural scenes.
 
 One sample per pair: ``img0.png``, ``img1.png``, ``flow.npy``, ``flow_bwd.npy``, ``occ.png``,
-``depth0.npy``, ``depth1.npy``, ``seg0.png``, ``seg1.png`` and ``json`` (conventions in
+``depth0.npy``, ``depth1.npy``, ``seg0.png``, ``seg1.png``, ``cls0.png``, ``cls1.png``,
+``distance0.npy`` and ``distance1.npy`` (with ``distance=True``) and ``json`` (conventions in
 ``FLOW_CONVENTIONS``; the numbers come from ``renderers.truth``).
 """
 from __future__ import annotations
@@ -23,7 +24,11 @@ FLOW_CONVENTIONS = {
                  "any animation Blender evaluates at fractional time (keyframes, drivers, constraints, armatures)",
     "background_flow": "procedural scenes are closed rooms: every pixel sees a surface. In a .blend, world-background "
                        "pixels (depth 0, seg 0) get the flow of points at infinity under the camera motion "
-                       "(rotation and intrinsics only: x1 ~ K1 R1^T R0 K0^-1 x0)",
+                       "(rotation and intrinsics only: x1 ~ K1 R1^T R0 K0^-1 x0); a background direction that falls "
+                       "behind camera t+K has no image there: flow (0, 0) and occ = 255",
+    "cameras": "json K: 3x3 intrinsics in pixels of frame t; per frame of the pair, cameras[i].K (3x3) and "
+               "cameras[i].camera_to_world (4x4 camera-to-world in the OpenCV convention: x right, y down, z forward), "
+               "cameras[i].frame its frame number, cameras[i].keypoints",
     "occlusion": "occ.png: 255 where the point seen at pixel p of frame t is not visible in frame t+K, with "
                  "q = p + flow(p): (1) q leaves the image [0, W) x [0, H); (2) instance test: the 2x2 pixels of frame "
                  "t+K around q that show p's instance id carry less than half of the bilinear weight (q is on another "
@@ -50,7 +55,7 @@ class FlowTask(RenderedTask):
 
     def fields(self):
         w, h = self.resolution if self.resolution else (None, None)
-        return {
+        fields = {
             "img0.png": FieldSpec("input", "uint8", [h, w, 3], "frame t, rendered RGB, 8-bit sRGB", "rgb"),
             "img1.png": FieldSpec("input", "uint8", [h, w, 3], "frame t+K, rendered RGB, 8-bit sRGB", "rgb"),
             "flow.npy": FieldSpec("target", "float32", [h, w, 2], "forward flow t -> t+K, (dx, dy) pixels, x right, y down, at frame t's pixel centres", "flow"),
@@ -60,8 +65,14 @@ class FlowTask(RenderedTask):
             "depth1.npy": FieldSpec("aux", "float32", [h, w], "planar depth of frame t+K, scene units, 0 = no surface", "depth"),
             "seg0.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t, 0 = no object", "ids"),
             "seg1.png": FieldSpec("aux", "uint16", [h, w], "instance ids of frame t+K, 0 = no object", "ids"),
-            "json": FieldSpec("meta", "json", [], "K, per-frame camera-to-world (OpenCV), frame numbers, scene seed, render settings, object names per id, keypoints"),
+            "cls0.png": FieldSpec("aux", "uint16", [h, w], "semantic class ids of frame t, 0 = no object (names in json classes)", "ids"),
+            "cls1.png": FieldSpec("aux", "uint16", [h, w], "semantic class ids of frame t+K, 0 = no object", "ids"),
+            "json": FieldSpec("meta", "json", [], "K, per-frame camera-to-world (OpenCV), frame numbers, scene seed, render settings, object and class names per id, keypoints"),
         }
+        if self.distance:
+            fields["distance0.npy"] = FieldSpec("aux", "float32", [h, w], "Euclidean distance from camera t's centre, scene units, 0 = no surface", "depth")
+            fields["distance1.npy"] = FieldSpec("aux", "float32", [h, w], "Euclidean distance from camera t+K's centre, scene units, 0 = no surface", "depth")
+        return fields
 
     def card(self):
         card = super().card()
@@ -69,6 +80,8 @@ class FlowTask(RenderedTask):
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
+        from renderers import truth
+
         source, identity, starts, names, scene_record = self.item_source(item, rng)
         times = sorted({t for t in starts} | {t + self.step for t in starts})
         frames, events = self._render(source, times, identity)
@@ -84,15 +97,15 @@ class FlowTask(RenderedTask):
                 "step": self.step,
                 "K": f0["K"].tolist(),
                 "cameras": [frame_record(f0, frame_number(t0)), frame_record(f1, frame_number(t0 + self.step))],
-                "objects": {str(k): v for k, v in sorted(names.items())},
                 "render": {**self.render_record(), "blender": f0.get("blender"),
                            "frame_seeds": [frame_seed(self.seed, identity, t0), frame_seed(self.seed, identity, t0 + self.step)]},
-                "scene": scene_record,
+                **self.sample_record(names, scene_record, events),
                 "occlusion": extra,
                 "summary": flow_summary(fields["flow.npy"], fields["occ.png"]),
             }
-            if events:
-                record["render_events"] = events
+            if self.distance:
+                fields["distance0.npy"] = truth.distance_from_depth(fields["depth0.npy"], f0["K"])
+                fields["distance1.npy"] = truth.distance_from_depth(fields["depth1.npy"], f1["K"])
             fields["json"] = record
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
@@ -140,6 +153,8 @@ def pair_fields(f0: dict, f1: dict) -> tuple[dict, dict]:
         "depth1.npy": f1["depth"].astype(np.float32),
         "seg0.png": f0["seg"],
         "seg1.png": f1["seg"],
+        "cls0.png": f0["cls"],
+        "cls1.png": f1["cls"],
     }
     extra = {"occluded_fraction": round(float(occluded.mean()), 6),
              "depth_test_fraction": round(float(np.isfinite(depth_pred).mean()), 6)}

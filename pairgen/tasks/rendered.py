@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+from renderers.scene import CLASS_IDS, CLASS_NAMES
 
 from ..errors import PairgenError, UsageError
 from ..records import to_jsonable
@@ -33,8 +34,18 @@ RENDER_CONVENTIONS = {
              "no surface",
     "segmentation": "uint16 instance ids from the Object Index pass, 0 = no object; names per id in the json "
                     "(procedural: room = 1, objects 2..; .blend: renderable objects sorted by name, 1..N)",
-    "cameras": "json K: 3x3 intrinsics in pixels of frame t (per-frame K in frames[i].K); frames[i].camera_to_world: "
-               "4x4 camera-to-world in the OpenCV convention (x right, y down, z forward)",
+    "distance": "with --distance: Euclidean distance from the camera centre along each pixel centre's ray, scene "
+                "units, float32 (H, W) = depth * |K^-1 (x, y, 1)|; 0 where no surface",
+    "classes": "uint16 semantic class ids, 0 = no object; names per id in the json's classes (procedural: room 1, then "
+               "the primitive or mesh category: " + ", ".join(f"{n} {i}" for n, i in CLASS_IDS.items() if n != "room")
+               + "; .blend: an object's integer custom property category_id, else one class per collection (its first "
+               "by name), numbered after the largest category_id)",
+    "compositor": "the scene's compositor is not applied: RGB is the render layer through the scene's view transform "
+                  "(json render.compositor names a node tree that was skipped; null = none)",
+    "motion_blur": "RGB keeps the scene's motion blur (json render.motion_blur, render.shutter in the scene's frames; the "
+                   "same for every --step); depth, flow, ids and normals come from a motion-blur-free pass",
+    "missing_data": "with --allow-missing: json missing (and the card's source.missing) lists image textures (rendered "
+                    "magenta) and linked libraries (their objects absent) that were not found",
     "keypoints": "objects named kp_* (their origin) and vertex groups named kp_* (weighted vertex mean), projected "
                  "to pixels per frame; visible = in view, in front of the camera and not behind the rendered surface "
                  "(depth test over the 3x3 pixels around it, 1% tolerance)",
@@ -53,6 +64,10 @@ class RenderOptions:
     samples: int | None = option(int, "Cycles RGB samples per pixel (default 4, denoised).", minimum=1)
     threads: int | None = option(int, "Blender threads per worker (default: the cores shared among the workers; "
                                       "0 = all cores).", minimum=0)
+    allow_missing: bool | None = option(bool, "Render a .blend whose image textures or linked libraries are missing "
+                                              "(default: refuse, listing them); the missing list goes into every "
+                                              "sample's json and the card.")
+    distance: bool | None = option(bool, "Also write Euclidean distance from the camera centre (distance*.npy).")
 
 
 def parse_resolution(value) -> tuple[int, int] | None:
@@ -139,7 +154,7 @@ class RenderedTask(Task):
                  resolution=None, samples: int | None = None, denoise: bool = True, seed: int = 0,
                  limit: int | None = None, scene_name: str | None = None, threads: int = 0, recycle_every: int = 20,
                  retries: int = 2, timeout: float | None = 3600.0, scene_config: dict | None = None, chunk: int = 8,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, allow_missing: bool = False, distance: bool = False):
         from renderers.scene import DEFAULT_RENDER, SceneConfig
 
         self.blend = os.path.abspath(blend) if blend else None
@@ -171,6 +186,8 @@ class RenderedTask(Task):
             raise UsageError(f"scene settings: {exc}") from None
         self.chunk = max(1, int(chunk))
         self.max_pixels = max_pixels
+        self.allow_missing = bool(allow_missing)
+        self.distance = bool(distance)
         self.info = None  # the .blend's describe() after plan()
         self.photo_refs = []
         self._worker = None
@@ -205,7 +222,8 @@ class RenderedTask(Task):
     def options_record(self) -> dict:
         return {"blend": self.blend, "scenes": self.scenes, "frames": list(self.frames) if self.frames else None,
                 "step": self.step, "resolution": list(self.resolution) if self.resolution else None,
-                "samples": self.render_settings["samples"]}
+                "samples": self.render_settings["samples"], "allow_missing": self.allow_missing,
+                "distance": self.distance}
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -229,7 +247,7 @@ class RenderedTask(Task):
 
     # ------------------------------------------------------------------ planning
     def source(self) -> dict:
-        return {"blend": self.blend, "scene": self.scene_name}
+        return {"blend": self.blend, "scene": self.scene_name, "allow_missing": self.allow_missing}
 
     def probe(self) -> dict:
         """Open the .blend in a render process and report what it offers (the process is
@@ -272,6 +290,15 @@ class RenderedTask(Task):
             raise PairgenError(f"{self.blend}: --frames {first}-{last} is outside the scene's frame range {start}-{end}")
         if self.resolution is None:
             self.resolution = tuple(self.info["resolution"])
+        where = f"{self.blend}: scene {self.info['scene']!r}"
+        if self.info["compositor"]:
+            print(f"pairgen: {where} has a compositor node tree ({self.info['compositor']!r}); it is not applied "
+                  "(RGB is the render layer through the view transform)", file=sys.stderr)
+        missing = self.info["missing"]
+        if missing["images"] or missing["libraries"]:  # only here with --allow-missing (else the probe refused)
+            print(f"pairgen: {where}: rendering with {len(missing['images'])} missing image(s) and "
+                  f"{len(missing['libraries'])} missing librar(ies) (--allow-missing); listed in every sample's json",
+                  file=sys.stderr)
         times = self.times()
         if not times:
             need = "at least two frames" if self.step == 1 else f"frames at least {self.step} apart (--step {self.step})"
@@ -400,18 +427,44 @@ class RenderedTask(Task):
         return {f["time"]: r for f, r in zip(frames, rendered)}, events
 
     def render_record(self) -> dict:
+        """Render settings of every sample (json ``render``) and of the card: with a .blend, also
+        its motion blur (on/off, shutter in the scene's frames) and the compositor that was skipped."""
+        scene = self.info or {}
         return {"engine": "CYCLES", "device": "CPU", **{k: v for k, v in self.render_settings.items() if k != "threads"},
                 "resolution": list(self.resolution) if self.resolution else None, "step": self.step,
-                "truth_pass": "1 sample, pixel filter 0.01 px, no motion blur, no denoising"}
+                "truth_pass": "1 sample, pixel filter 0.01 px, no motion blur, no denoising",
+                "motion_blur": bool(scene.get("motion_blur", False)),
+                "shutter": scene.get("shutter") if scene.get("motion_blur") else None,
+                "compositor": scene.get("compositor")}
+
+    def missing_record(self) -> dict | None:
+        """What --allow-missing rendered without (None: nothing missing)."""
+        missing = (self.info or {}).get("missing")
+        return missing if missing and (missing["images"] or missing["libraries"]) else None
+
+    def class_names(self) -> dict[str, str]:
+        """Class id -> name of the json's ``classes``."""
+        if self.blend:
+            return dict(self.info["class_names"])
+        return {str(i + 1): name for i, name in enumerate(CLASS_NAMES)}
+
+    def sample_record(self, names: dict, scene_record: dict, events: list) -> dict:
+        """The json entries every rendered sample shares (objects, classes, scene, missing data, events)."""
+        record = {"objects": {str(k): v for k, v in sorted(names.items())}, "classes": self.class_names(),
+                  "scene": scene_record}
+        if self.missing_record():
+            record["missing"] = self.missing_record()
+        if events:
+            record["render_events"] = events
+        return record
 
     def card(self) -> dict:
-        return {
-            "render": self.render_record(),
-            "source": {"blend": self.blend, "scene": self.info["scene"] if self.info else self.scene_name}
-            if self.blend else {"procedural": True, "scenes": self.scenes, "photos": len(self.photo_refs),
-                                "scene_config": to_jsonable(self.scene_config)},
-            "frames": list(self.frames) if self.frames else None,
-        }
+        source = ({"blend": self.blend, "scene": self.info["scene"] if self.info else self.scene_name,
+                   "missing": self.missing_record()}
+                  if self.blend else {"procedural": True, "scenes": self.scenes, "photos": len(self.photo_refs),
+                                      "scene_config": to_jsonable(self.scene_config)})
+        return {"render": self.render_record(), "source": source, "classes": self.class_names(),
+                "frames": list(self.frames) if self.frames else None}
 
 
 def frame_record(frame: dict, frame_number: float) -> dict:
