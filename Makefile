@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean system-tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(STAMP)
 	$(BIN)/pairgen inspect demo-shards
 	@echo "demo output: $(CURDIR)/demo-shards (previews in demo-shards/preview/)"
 
-test: $(STAMP)
+# Debian tools the tests drive for real (installed here, never by hand): h5dump reads our HDF5 shards.
+system-tools:
+	@command -v h5dump >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends hdf5-tools)
+
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

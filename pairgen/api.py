@@ -19,9 +19,9 @@ from .executors import ShardFailed, ShardSpec, run_local, run_ray
 from .recipes import load_recipe
 from .records import to_jsonable
 from .tasks.base import BuildInputs
-from .shards import shard_done, shard_file, write_json_atomic
+from .shards import HDF5_FILTERS, shard_done, shard_file, write_json_atomic
 
-FORMATS = ("wds", "hdf5")
+FORMATS = ("wds", "hdf5", "hdf5-lzf")
 CONVENTIONS = {
     "images": "8-bit sRGB, RGB channel order, (H, W, 3), row 0 at the top",
     "coordinates": "pixels; x right, y down; pixel (i, j) has its centre at (j + 0.5, i + 0.5)",
@@ -310,6 +310,7 @@ def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, finger
         "recipe_name": name,
         "seed": seed,
         "format": fmt,
+        **({"hdf5_filter": dict(zip(("compression", "level"), HDF5_FILTERS[fmt]))} if fmt in HDF5_FILTERS else {}),
         "shards": shard_rows,
         "counts": {
             "samples": sum(r["samples"] for r in shard_rows),

@@ -118,7 +118,8 @@ def _run_options(command, render: bool = False):
         click.option("--shard-size", type=int, callback=_positive,
                      help="Samples per shard (default: the task's, 256 for photo tasks, 32 for rendered ones). Shards are the unit of parallel work."),
         click.option("--limit", type=int, callback=_positive, help="Stop after N samples."),
-        click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5"]), help="Shard format."),
+        click.option("--format", "fmt", default="wds", show_default=True, type=click.Choice(["wds", "hdf5", "hdf5-lzf"]),
+                     help="Shard format: webdataset tars, HDF5 with gzip (every HDF5 reader), or HDF5 with LZF (h5py only; faster)."),
         click.option("--overwrite", is_flag=True, help="Delete an earlier build in --out and start over (default: resume it)."),
         click.option("--quiet", is_flag=True, help="No progress bar (the plan and the summary are still printed)."),
     ]
