@@ -11,7 +11,7 @@ import numpy as np
 from .api import read_card, replay
 from .encoding import encode
 from .errors import PairgenError, UsageError
-from .shards import iter_samples, read_stats, shard_damage, stats_file
+from .shards import UNVERIFIABLE, iter_samples, read_stats, shard_damage, stats_file
 
 MAX_SCANNED = 2000  # samples read for parameter summaries; enough for histograms, cheap on big sets
 
@@ -36,6 +36,8 @@ def iter_folder(folder: str, card: dict, problems: list | None = None):
     for path in shard_paths(folder, card):
         name = os.path.basename(path)
         damage = shard_damage(folder, name, read_stats(folder, name))
+        if damage in UNVERIFIABLE:  # nothing to check against (`pairgen verify` lists these)
+            damage = None
         if damage == "missing" or (damage and problems is None):
             _damaged(problems, f"{path}: {damage}")
             continue

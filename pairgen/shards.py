@@ -63,15 +63,19 @@ def read_stats(out_dir: str, shard_name: str) -> dict | None:
         return None
 
 
+NO_STATS, NO_CHECKSUM = "no stats file (never finished)", "no checksum in its stats (made by an older pairgen)"
+UNVERIFIABLE = (NO_STATS, NO_CHECKSUM)  # a reader can still read such a shard; a resume remakes it
+
+
 def shard_damage(out_dir: str, shard_name: str, stats: dict | None) -> str | None:
     """Why a finished shard cannot be trusted (missing, other size, other checksum), or None."""
     path = os.path.join(out_dir, shard_name)
     if stats is None:
-        return "no stats file (never finished)"
+        return NO_STATS
     if not os.path.exists(path):
         return "missing"
     if "sha256" not in stats:
-        return "no checksum in its stats (made by an older pairgen)"
+        return NO_CHECKSUM
     size = os.path.getsize(path)
     if size != stats.get("bytes"):
         return f"{size} bytes, its stats say {stats.get('bytes')}"
