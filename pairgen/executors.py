@@ -40,7 +40,7 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
     started = time.perf_counter()
     path = os.path.join(spec.out_dir, spec.name)
     writer = open_writer(path, spec.fmt)
-    samples, skipped, keys = 0, [], []
+    samples, skipped, keys, records = 0, [], [], []
     try:
         for item in spec.items:
             try:
@@ -51,6 +51,7 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
             for key, fields in made:
                 writer.write(key, fields)
                 keys.append(key)
+                records.append(fields.get("json", {}))
                 samples += 1
                 _report(progress, 1)
     except BaseException:
@@ -66,6 +67,9 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
         "bytes": os.path.getsize(path),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    summary = spec.task.shard_summary(records)
+    if summary:
+        stats["summary"] = summary
     write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
 

@@ -47,7 +47,7 @@ def field_views(card: dict) -> dict:
 
 def inspect(folder: str, n_samples: int = 8) -> Report:
     from .encoding import encode_png
-    from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, bin_chart, contact_sheet, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -65,7 +65,10 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
         record = sample.get("json", {})
         _collect_parameters(record, values)
         if len(rows) < n_samples:
-            images = [(name, field_to_rgb(name, sample[name], views.get(name))) for name in order if name in sample]
+            target = next((sample[n] for n in order if fields[n].get("role") == "target" and n in sample), None)
+            images = [(name, field_to_rgb(name, sample[name], views.get(name),
+                                          reference=target if views.get(name) in VIEWS and VIEWS[views[name]].over_target else None))
+                      for name in order if name in sample]
             images = [(n, im) for n, im in images if im is not None]
             if columns is None:
                 columns = [n for n, _ in images]
@@ -82,7 +85,14 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
             with open(legends[-1], "wb") as handle:
                 handle.write(encode_png(VIEWS[view].legend()))
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
-    return Report(_summary(folder, card, values, scanned, sheet if rows else "", hist, legends), sheet, hist, dict(values))
+    text = _summary(folder, card, values, scanned, sheet if rows else "", hist, legends)
+    for key, entry in card.items():  # card statistics in standard bins (e.g. inpainting's hole ratio)
+        if isinstance(entry, dict) and isinstance(entry.get("standard_bins"), dict):
+            chart = os.path.join(preview_dir, f"{key}_bins.png")
+            bin_chart(entry["standard_bins"], chart, title=f"{key} per standard bin (all samples)")
+            text += (f"\n  {key} per standard bin: " + ", ".join(f"{k}: {v}" for k, v in entry["standard_bins"].items())
+                     + f"\n  {key} chart: {chart}")
+    return Report(text, sheet, hist, dict(values))
 
 
 def _applied_ops(record: dict):
