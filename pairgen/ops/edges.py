@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .base import register
-from .util import check_range, uniform, unit_to_uint8
+from .util import check_prob, check_range, uniform, unit_to_uint8
 
 
 def _gray8(image: np.ndarray) -> np.ndarray:
@@ -238,3 +238,118 @@ def _thicken_apply(image: np.ndarray, params: ThickenParams) -> np.ndarray:
 
 register("thicken_edges", "thicken edges (scribble style), a disk dilation",
          ThickenConfig, ThickenParams, _thicken_sample, _thicken_apply)
+
+
+# ----------------------------------------------------------------------------- multi-scale Canny
+
+
+@dataclass(frozen=True)
+class MultiscaleCannyConfig:
+    """Canny at several scales, OR-ed: scales_range (inclusive) Gaussian pre-blurs sigma0 x
+    factor^i, sigma0 ~ U(sigma_range) px; each scale's thresholds by the median rule of its own
+    blurred gray, (1 -/+ auto_sigma) x median. Fine detail and coarse outlines in one map."""
+
+    scales_range: tuple = (2, 3)
+    sigma_range: tuple = (0.8, 1.4)
+    factor: float = 1.6
+    auto_sigma: float = 0.33
+
+    def __post_init__(self):
+        check_range("canny_multiscale", "scales_range", self.scales_range, low=1)
+        check_range("canny_multiscale", "sigma_range", self.sigma_range, low=0.1)
+
+
+@dataclass(frozen=True)
+class MultiscaleCannyParams:
+    sigmas: tuple
+    auto_sigma: float
+
+
+def _multiscale_sample(rng, config: MultiscaleCannyConfig, image_shape, ctx) -> MultiscaleCannyParams:
+    n = int(rng.integers(config.scales_range[0], config.scales_range[1] + 1))
+    sigma0 = uniform(rng, config.sigma_range)
+    return MultiscaleCannyParams(tuple(round(sigma0 * config.factor**i, 4) for i in range(n)), config.auto_sigma)
+
+
+def _multiscale_apply(image: np.ndarray, params: MultiscaleCannyParams) -> np.ndarray:
+    gray = _gray8(image)
+    found = np.zeros(gray.shape, bool)
+    for sigma in params.sigmas:
+        blurred = _blurred(gray, sigma)
+        median = float(np.median(blurred))
+        low, high = max(0.0, (1 - params.auto_sigma) * median), min(255.0, (1 + params.auto_sigma) * median)
+        found |= cv2.Canny(blurred, low, high, L2gradient=True) > 0
+    return _as_rgb(found)
+
+
+register("canny_multiscale", "Canny at several blur scales (median rule each), combined",
+         MultiscaleCannyConfig, MultiscaleCannyParams, _multiscale_sample, _multiscale_apply)
+
+
+# ----------------------------------------------------------------------------- scribble, thinning
+
+
+@dataclass(frozen=True)
+class BlurThresholdConfig:
+    """Scribble style (ControlNet's scribbles: blur, then threshold): blur the binary map with a
+    Gaussian of sigma ~ U(sigma_range) px and keep where it is above U(threshold_range): lines
+    get rounded, uneven widths and lose their pixel staircase."""
+
+    sigma_range: tuple = (1.0, 3.0)
+    threshold_range: tuple = (0.15, 0.35)
+
+    def __post_init__(self):
+        check_range("blur_threshold_edges", "sigma_range", self.sigma_range, low=0.1)
+        check_range("blur_threshold_edges", "threshold_range", self.threshold_range, low=0)
+
+
+@dataclass(frozen=True)
+class BlurThresholdParams:
+    sigma: float
+    threshold: float
+
+
+def _blur_threshold_sample(rng, config: BlurThresholdConfig, image_shape, ctx) -> BlurThresholdParams:
+    return BlurThresholdParams(round(uniform(rng, config.sigma_range), 4), round(uniform(rng, config.threshold_range), 4))
+
+
+def _blur_threshold_apply(image: np.ndarray, params: BlurThresholdParams) -> np.ndarray:
+    edges = np.ascontiguousarray(image[..., 0] > 0.5, dtype=np.float32)
+    return _as_rgb(_blurred(edges, params.sigma) > params.threshold)
+
+
+register("blur_threshold_edges", "blur the edge map and threshold it (scribble style)",
+         BlurThresholdConfig, BlurThresholdParams, _blur_threshold_sample, _blur_threshold_apply)
+
+
+@dataclass(frozen=True)
+class ThinConfig:
+    """Morphological thinning (scikit-image ``thin``): with full_prob down to 1-px lines,
+    otherwise iterations_range passes (inclusive), a partly thinned map."""
+
+    full_prob: float = 0.5
+    iterations_range: tuple = (1, 2)
+
+    def __post_init__(self):
+        check_prob("thin_edges", "full_prob", self.full_prob)
+        check_range("thin_edges", "iterations_range", self.iterations_range, low=1)
+
+
+@dataclass(frozen=True)
+class ThinParams:
+    iterations: int  # 0: until nothing changes (1-px lines)
+
+
+def _thin_sample(rng, config: ThinConfig, image_shape, ctx) -> ThinParams:
+    if rng.random() < config.full_prob:
+        return ThinParams(0)
+    return ThinParams(int(rng.integers(config.iterations_range[0], config.iterations_range[1] + 1)))
+
+
+def _thin_apply(image: np.ndarray, params: ThinParams) -> np.ndarray:
+    from skimage.morphology import thin
+
+    return _as_rgb(thin(image[..., 0] > 0.5, max_num_iter=params.iterations or None))
+
+
+register("thin_edges", "thin edge lines (to 1 px, or a few passes)", ThinConfig, ThinParams, _thin_sample, _thin_apply)
