@@ -1,9 +1,11 @@
 """Inpainting hole generators.
 
 A mask pipeline carries the mask drawn so far as the pipeline image: float32 (H, W, 3), 1.0 =
-hole, 0.0 = kept (all three channels equal). Every operation here adds its holes to it (the
-union) and returns a new array, so a recipe composes families with ``one_of`` (a mixture) or
-by listing several (a union). The inpaint task starts each sample from an empty canvas.
+hole, 0.0 = kept (all three channels equal), the op contract's image; or, what the inpaint
+task passes because it is ten times cheaper at 512 px, a uint8 (H, W) mask of 0 / 1. Every
+operation here adds its holes to it (the union) and returns a new array of the same kind, so a
+recipe composes families with ``one_of`` (a mixture) or by listing several (a union). The
+inpaint task starts each sample from an empty canvas.
 
 Coordinates are continuous pixels, x right, y down, pixel (i, j) centred at (j + 0.5, i + 0.5);
 strokes are drawn by OpenCV with 1/16 px sub-pixel positions and round caps. Sizes written
@@ -32,12 +34,16 @@ _ONE = 1 << SUBPIXEL_SHIFT
 
 
 def holes_of(image: np.ndarray) -> np.ndarray:
-    """The pipeline image -> uint8 (H, W): 1 where a hole is (channel 0 above 0.5), else 0."""
+    """The pipeline image -> a new uint8 (H, W): 1 where a hole is, else 0."""
+    if image.ndim == 2:
+        return image.copy()
     return (image[..., 0] > 0.5).view(np.uint8)
 
 
-def as_canvas(holes: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) of 0 / 1 -> the pipeline image, float32 (H, W, 3)."""
+def as_canvas(holes: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) of 0 / 1 -> a pipeline image of the kind of ``like``."""
+    if like.ndim == 2:
+        return holes
     return cv2.cvtColor(holes.astype(np.float32), cv2.COLOR_GRAY2RGB)
 
 
@@ -131,22 +137,27 @@ def _irregular_sample(rng, config: IrregularConfig, image_shape, ctx) -> StrokeS
     s = _scale(image_shape, config.reference_size)
     segments = []
     for _ in range(int(rng.integers(config.min_strokes, config.max_strokes + 1))):
-        x, y = _q(rng.uniform(0, w)), _q(rng.uniform(0, h))
-        for _ in range(1 + int(rng.integers(config.max_segments))):
-            angle = rng.uniform(0.0, 2.0 * math.pi)
-            length = (10 + int(rng.integers(config.max_length))) * s
-            width = max(1, round((5 + int(rng.integers(config.max_width))) * s))
-            x1, y1 = _q(x + length * math.cos(angle)), _q(y + length * math.sin(angle))
-            segments.append((x, y, x1, y1, width))
-            x, y = x1, y1
-    return StrokeSegmentsParams(tuple(segments))
+        start = rng.uniform((0, 0), (w, h))
+        n = 1 + int(rng.integers(config.max_segments))
+        angle = rng.uniform(0.0, 2.0 * math.pi, n)
+        length = (10 + rng.integers(config.max_length, size=n)) * s
+        width = np.maximum(1, np.round((5 + rng.integers(config.max_width, size=n)) * s)).astype(int)
+        steps = np.stack([length * np.cos(angle), length * np.sin(angle)], axis=1)
+        # vertices on the 1/16-px drawing grid, each segment starting where the last one ended
+        vertices = np.round(np.vstack([start, start + np.cumsum(steps, axis=0)]) * _ONE) / _ONE
+        segments += [(*vertices[i], *vertices[i + 1], width[i]) for i in range(n)]
+    return StrokeSegmentsParams(tuple((float(x0), float(y0), float(x1), float(y1), int(wd))
+                                      for x0, y0, x1, y1, wd in segments))
 
 
 def _segments_apply(image: np.ndarray, params: StrokeSegmentsParams) -> np.ndarray:
     holes = holes_of(image)
-    for x0, y0, x1, y1, width in params.segments:
-        _draw_polyline(holes, ((x0, y0), (x1, y1)), width)
-    return as_canvas(holes)
+    if params.segments:
+        table = np.asarray(params.segments, np.float64)
+        fixed = np.round((table[:, :4] - 0.5) * _ONE).astype(np.int64).tolist()
+        for (x0, y0, x1, y1), width in zip(fixed, table[:, 4].astype(int).tolist()):
+            cv2.line(holes, (x0, y0), (x1, y1), 1, max(1, width), cv2.LINE_8, SUBPIXEL_SHIFT)
+    return as_canvas(holes, image)
 
 
 register("irregular_mask", "irregular strokes (LaMa / NVIDIA style, thin/medium/thick presets)",
@@ -208,7 +219,7 @@ def _box_apply(image: np.ndarray, params: BoxParams) -> np.ndarray:
     holes = holes_of(image)
     for x0, y0, x1, y1 in params.boxes:
         holes[y0:y1, x0:x1] = 1
-    return as_canvas(holes)
+    return as_canvas(holes, image)
 
 
 register("box_mask", "axis-aligned boxes (LaMa presets)", BoxConfig, BoxParams, _box_sample, _box_apply)
@@ -274,7 +285,7 @@ def _polylines_apply(image: np.ndarray, params: PolylinesParams) -> np.ndarray:
     holes = holes_of(image)
     for width, points in params.lines:
         _draw_polyline(holes, points, width)
-    return as_canvas(holes)
+    return as_canvas(holes, image)
 
 
 register("brush_mask", "free-form brush strokes (DeepFill v2 style)", BrushConfig, PolylinesParams,
@@ -336,7 +347,7 @@ def _curves_apply(image: np.ndarray, params: CurvesParams) -> np.ndarray:
         p0, c, p1 = np.array([x0, y0]), np.array([cx, cy]), np.array([x1, y1])
         points = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * c + t**2 * p1
         _draw_polyline(holes, points.tolist(), width)
-    return as_canvas(holes)
+    return as_canvas(holes, image)
 
 
 register("scratch_mask", "long thin scratches (bent curves)", ScratchConfig, CurvesParams, _scratch_sample, _curves_apply)
@@ -437,7 +448,7 @@ def _outpaint_apply(image: np.ndarray, params: OutpaintParams) -> np.ndarray:
     holes[:top] = 1
     holes[:, w - right:w if right else 0] = 1  # (w - 0: would be the whole width)
     holes[h - bottom:h if bottom else 0] = 1
-    return as_canvas(holes)
+    return as_canvas(holes, image)
 
 
 register("outpaint_mask", "border strips (outpainting)", OutpaintConfig, OutpaintParams, _outpaint_sample, _outpaint_apply)
@@ -554,7 +565,7 @@ def _object_apply(image: np.ndarray, params: ObjectParams) -> np.ndarray:
     for outline in params.blobs:
         cv2.fillPoly(holes, [np.array([(_fixed(x), _fixed(y)) for x, y in outline], np.int32)], 1, cv2.LINE_8,
                      SUBPIXEL_SHIFT)
-    return as_canvas(holes)
+    return as_canvas(holes, image)
 
 
 register("object_mask", "object-shaped holes from user masks or COCO segments", ObjectConfig, ObjectParams,

@@ -127,12 +127,21 @@ class InpaintTask(PhotoTask):
     # ------------------------------------------------------------------ making
     def make_crop(self, crop, rng, record):
         h, w = crop.shape[:2]
+        holes = self.draw_holes(h, w, rng, record)
+        record["fill"] = self.fill
+        record["summary"] = {"family": record["family"], "hole_ratio": round(float(np.count_nonzero(holes)) / (h * w), 6)}
+        return {"masked.png": _masked(crop, holes, self.fill), "mask.png": holes.view(np.uint8) * np.uint8(255),
+                "image.png": np.ascontiguousarray(crop)}
+
+    def draw_holes(self, h: int, w: int, rng: np.random.Generator, record: dict) -> np.ndarray:
+        """A boolean (h, w) hole mask within the hole-ratio range (module docstring); adds the
+        family, the mask operations and the fit to ``record``."""
         lo_count, hi_count = _pixel_bounds(self.hole_ratio, h * w, f"{w}x{h} px image", skip=True)
         ctx = ops.Context((h, w), extra={"mask_shapes": self.shapes})
         for draw in range(1, self.max_draws + 1):
             name = self.chosen[choose(rng, self.weights)] if len(self.chosen) > 1 else self.chosen[0]
             applied = []
-            holes = run_steps(self.families[name], np.zeros((h, w, 3), np.float32), rng, ctx, applied)[..., 0] > 0.5
+            holes = run_steps(self.families[name], np.zeros((h, w), np.uint8), rng, ctx, applied).view(bool)
             count = int(np.count_nonzero(holes))
             if lo_count <= count <= hi_count:
                 fit = {"draws": draw, "adjust": "none"}
@@ -143,15 +152,13 @@ class InpaintTask(PhotoTask):
             if count == 0:
                 fit["seed_pixel"] = [int(rng.integers(w)), int(rng.integers(h))]
             holes = fit_holes(holes, fit)
-        record.update(family=name, mask_ops=applied, hole_fit=fit, fill=self.fill)
-        mask = holes.view(np.uint8) * np.uint8(255)
-        record["summary"] = {"family": name, "hole_ratio": round(float(np.count_nonzero(holes)) / (h * w), 6)}
-        return {"masked.png": _masked(crop, holes, self.fill), "mask.png": mask, "image.png": np.ascontiguousarray(crop)}
+        record.update(family=name, mask_ops=applied, hole_fit=fit)
+        return holes
 
     @classmethod
     def replay_crop(cls, crop, record):
         h, w = crop.shape[:2]
-        holes = replay_ops(np.zeros((h, w, 3), np.float32), record["mask_ops"])[..., 0] > 0.5
+        holes = replay_ops(np.zeros((h, w), np.uint8), record["mask_ops"]).view(bool)
         holes = fit_holes(holes, record["hole_fit"])
         return {"masked.png": _masked(crop, holes, record["fill"]), "mask.png": holes.view(np.uint8) * np.uint8(255),
                 "image.png": np.ascontiguousarray(crop)}
