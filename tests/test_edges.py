@@ -193,3 +193,32 @@ def test_scribble_and_thinning_ops():
     both = multi.apply(image, multi.Params((1.0, 2.0), 0.33))[..., 0] > 0.5
     for sigma in (1.0, 2.0):  # the union holds every scale's map
         assert not ((multi.apply(image, multi.Params((sigma,), 0.33))[..., 0] > 0.5) & ~both).any()
+
+
+@pytest.mark.parametrize("name", ["canny", "canny_multiscale", "xdog", "sobel_edges", "remove_small_edges",
+                                  "thicken_edges", "blur_threshold_edges", "thin_edges"])
+def test_the_gray_fast_path_gives_the_same_map(name):
+    image, _ = known_edges(48, 64)
+    gray = cv2.cvtColor(ops.to_uint8(image), cv2.COLOR_RGB2GRAY)
+    op = ops.REGISTRY[name]
+    if name in ("canny", "canny_multiscale", "xdog", "sobel_edges"):
+        start_rgb, start_gray = image, gray
+    else:  # clean-up ops take an edge map
+        found = ops.REGISTRY["canny"].apply(gray, ops.REGISTRY["canny"].Params("auto", None, None, 0.33, 0.0))
+        start_rgb, start_gray = np.repeat(found.astype(np.float32)[..., None], 3, axis=2), found
+    for seed in range(4):
+        params = op.sample(np.random.default_rng(seed), op.make_config({}), image.shape, ops.Context(image.shape[:2]))
+        assert np.array_equal(quantize(op.apply(start_rgb, params)), quantize(op.apply(start_gray, params))), (name, params)
+
+
+def test_thinning_matches_scikit_image():
+    from skimage.morphology import thin
+
+    from pairgen.ops.edges import thin_map
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        blobs = cv2.GaussianBlur(rng.random((40, 56)).astype(np.float32), (0, 0), 2.0)
+        shape = blobs > np.quantile(blobs, 0.6)
+        for iterations in (0, 1, 2):
+            assert np.array_equal(thin_map(shape, iterations), thin(shape, max_num_iter=iterations or None)), (trial, iterations)

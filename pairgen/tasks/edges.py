@@ -14,6 +14,7 @@ with no edge even at the lowest thresholds (a flat picture) is skipped with that
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .. import ops
@@ -62,31 +63,33 @@ class EdgesTask(PhotoTask):
             raise RecipeError(f"{recipe.path}: min_edge_fraction must be in [0, 1) and max_draws >= 1")
 
     def make_crop(self, crop, rng, record):
-        image = ops.to_float(crop)
-        ctx = ops.Context(image.shape[:2])
+        image = ops.to_float(crop) if self.target_steps else None
+        gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)  # what every detector reads (BT.601 luma of the 8-bit values)
+        ctx = ops.Context(crop.shape[:2])
         name = self.chosen[choose(rng, self.weights)] if len(self.chosen) > 1 else self.chosen[0]
         record["detector"] = name
         record["target_ops"] = []
-        target = run_steps(self.target_steps, image, rng, ctx, record["target_ops"])
+        target = run_steps(self.target_steps, image, rng, ctx, record["target_ops"]) if self.target_steps else None
         needed = self.min_edge_fraction * crop.shape[0] * crop.shape[1]
         for draw in range(1, self.max_draws + 1):
             applied = []
-            edges = quantize(run_steps(self.detectors[name], image, rng, ctx, applied))
+            edges = quantize(run_steps(self.detectors[name], gray, rng, ctx, applied))
             if np.count_nonzero(edges) >= max(needed, 1):
                 record["edge_fit"] = {"draws": draw, "fallback": None}
                 break
         else:
-            applied, edges, low = _fallback(image, needed, record.get("source_path", ""))
+            applied, edges, low = _fallback(gray, needed, record.get("source_path", ""))
             record["edge_fit"] = {"draws": self.max_draws, "fallback": {"canny_low": low}}
         record["edge_ops"] = applied
         record["summary"] = {"detector": name, "edge_fraction": round(float((edges > 0).mean()), 5)}
-        return {"edges.png": edges, "image.png": ops.to_uint8(target)}
+        # No target steps: the target is the crop itself (to_uint8(to_float(x)) == x for every value).
+        return {"edges.png": edges, "image.png": np.ascontiguousarray(crop) if target is None else ops.to_uint8(target)}
 
     @classmethod
     def replay_crop(cls, crop, record):
-        image = ops.to_float(crop)
-        return {"edges.png": quantize(replay_ops(image, record["edge_ops"])),
-                "image.png": ops.to_uint8(replay_ops(image, record["target_ops"]))}
+        gray = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+        target = ops.to_uint8(replay_ops(ops.to_float(crop), record["target_ops"])) if record["target_ops"] else np.ascontiguousarray(crop)
+        return {"edges.png": quantize(replay_ops(gray, record["edge_ops"])), "image.png": target}
 
     def fields(self):
         side = self.crop or None
@@ -135,5 +138,7 @@ def _fallback(image: np.ndarray, needed: float, where: str):
 
 
 def quantize(edge_image: np.ndarray) -> np.ndarray:
-    """The edge steps' float image -> uint8 (H, W): 255 where channel 0 is above 0.5, else 0."""
-    return np.where(edge_image[..., 0] > 0.5, np.uint8(255), np.uint8(0))
+    """The edge steps' image -> uint8 (H, W): 255 where an edge is (a float RGB image's channel 0
+    above 0.5; a uint8 (H, W) map's nonzero pixels), else 0."""
+    edges = edge_image > 0 if edge_image.ndim == 2 else edge_image[..., 0] > 0.5
+    return np.where(edges, np.uint8(255), np.uint8(0))
