@@ -222,3 +222,13 @@ def test_thinning_matches_scikit_image():
         shape = blobs > np.quantile(blobs, 0.6)
         for iterations in (0, 1, 2):
             assert np.array_equal(thin_map(shape, iterations), thin(shape, max_num_iter=iterations or None)), (trial, iterations)
+
+
+def test_histogram_median_is_numpys():
+    from pairgen.ops.edges import _median8
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (2, 1), (5, 5), (4, 6), (3, 7), (64, 64)]:
+        for top in (2, 50, 256):
+            gray = rng.integers(0, top, shape).astype(np.uint8)
+            assert _median8(gray) == float(np.median(gray)), (shape, top)

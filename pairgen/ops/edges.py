@@ -34,6 +34,15 @@ def _blurred(gray: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(gray, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else gray
 
 
+def _median8(gray: np.ndarray) -> float:
+    """np.median of a uint8 image, from its histogram (several times faster, same value)."""
+    cumulative = np.cumsum(np.bincount(gray.ravel(), minlength=256))
+    n = gray.size
+    lower = int(np.searchsorted(cumulative, (n - 1) // 2 + 1))
+    upper = int(np.searchsorted(cumulative, n // 2 + 1))
+    return (lower + upper) / 2.0
+
+
 def _as_rgb(edges: np.ndarray, like: np.ndarray) -> np.ndarray:
     """A boolean (H, W) map -> the pipeline's kind of image: float32 (H, W, 3) of 0 / 1, or
     uint8 (H, W) of 0 / 1 when ``like`` is a uint8 (H, W) image."""
@@ -86,7 +95,7 @@ def _canny_apply(image: np.ndarray, params: CannyParams) -> np.ndarray:
     gray = _blurred(_gray8(image), params.blur_sigma)
     low, high = params.low, params.high
     if params.mode == "auto":
-        median = float(np.median(gray))
+        median = _median8(gray)
         low = max(0.0, (1.0 - params.auto_sigma) * median)
         high = min(255.0, (1.0 + params.auto_sigma) * median)
     return _as_rgb(cv2.Canny(gray, low, high, L2gradient=True) > 0, image)
@@ -288,7 +297,7 @@ def _multiscale_apply(image: np.ndarray, params: MultiscaleCannyParams) -> np.nd
     found = np.zeros(gray.shape, bool)
     for sigma in params.sigmas:
         blurred = _blurred(gray, sigma)
-        median = float(np.median(blurred))
+        median = _median8(blurred)
         low, high = max(0.0, (1 - params.auto_sigma) * median), min(255.0, (1 + params.auto_sigma) * median)
         found |= cv2.Canny(blurred, low, high, L2gradient=True) > 0
     return _as_rgb(found, image)
