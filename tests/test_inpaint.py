@@ -278,3 +278,17 @@ def test_inpaint_kind_reports_loss_inside_and_outside_the_hole():
     assert float(loss) == pytest.approx(0.25)
     metrics = kind.metrics(output, target, masked, x)
     assert float(metrics["baseline_l1_hole"][0]) == pytest.approx(1.0) and float(metrics["l1_kept"][0]) == 0.0
+
+
+def test_hole_view_overlays_the_mask_on_the_image():
+    from pairgen.preview import field_to_rgb
+
+    image = np.full((10, 12, 3), 200, np.uint8)
+    mask = np.zeros((10, 12), np.uint8)
+    mask[2:8, 3:9] = 255
+    picture = field_to_rgb("mask.png", mask, "hole", reference=image)
+    assert picture[0, 0].tolist() == [200, 200, 200]  # kept pixels show the image
+    assert picture[4, 5].tolist() == [227, 100, 100]  # inside: half the image, tinted red
+    assert picture[2, 5].tolist() == [255, 0, 0]  # the hole's outline
+    alone = field_to_rgb("mask.png", mask, "hole")
+    assert alone[4, 5].tolist() == [255, 255, 255] and alone[0, 0].tolist() == [0, 0, 0]
