@@ -135,19 +135,26 @@ class StrokeSegmentsParams:
 def _irregular_sample(rng, config: IrregularConfig, image_shape, ctx) -> StrokeSegmentsParams:
     h, w = image_shape[:2]
     s = _scale(image_shape, config.reference_size)
-    segments = []
-    for _ in range(int(rng.integers(config.min_strokes, config.max_strokes + 1))):
-        start = rng.uniform((0, 0), (w, h))
-        n = 1 + int(rng.integers(config.max_segments))
-        angle = rng.uniform(0.0, 2.0 * math.pi, n)
-        length = (10 + rng.integers(config.max_length, size=n)) * s
-        width = np.maximum(1, np.round((5 + rng.integers(config.max_width, size=n)) * s)).astype(int)
-        steps = np.stack([length * np.cos(angle), length * np.sin(angle)], axis=1)
-        # vertices on the 1/16-px drawing grid, each segment starting where the last one ended
-        vertices = np.round(np.vstack([start, start + np.cumsum(steps, axis=0)]) * _ONE) / _ONE
-        segments += [(*vertices[i], *vertices[i + 1], width[i]) for i in range(n)]
-    return StrokeSegmentsParams(tuple((float(x0), float(y0), float(x1), float(y1), int(wd))
-                                      for x0, y0, x1, y1, wd in segments))
+    strokes = int(rng.integers(config.min_strokes, config.max_strokes + 1))
+    starts = rng.uniform((0, 0), (w, h), size=(strokes, 2))
+    counts = 1 + rng.integers(config.max_segments, size=strokes)  # segments per stroke
+    total = int(counts.sum())
+    angle = rng.uniform(0.0, 2.0 * math.pi, total)
+    length = (10 + rng.integers(config.max_length, size=total)) * s
+    width = np.maximum(1, np.round((5 + rng.integers(config.max_width, size=total)) * s)).astype(int)
+    steps = np.stack([length * np.cos(angle), length * np.sin(angle)], axis=1)
+    # A segment ends at its stroke's start plus the stroke's steps so far: a running sum over all
+    # segments minus the sum before the stroke's first segment; it begins where the last ended.
+    first = np.cumsum(counts) - counts  # index of each stroke's first segment
+    stroke = np.repeat(np.arange(strokes), counts)
+    running = np.cumsum(steps, axis=0)
+    ends = starts[stroke] + running - (running[first] - steps[first])[stroke]
+    begins = np.empty_like(ends)
+    begins[1:] = ends[:-1]
+    begins[first] = starts
+    grid = lambda a: np.round(a * _ONE) / _ONE  # noqa: E731  (the 1/16-px drawing grid)
+    table = np.hstack([grid(begins), grid(ends)]).tolist()
+    return StrokeSegmentsParams(tuple((x0, y0, x1, y1, wd) for (x0, y0, x1, y1), wd in zip(table, width.tolist())))
 
 
 def _segments_apply(image: np.ndarray, params: StrokeSegmentsParams) -> np.ndarray:
