@@ -327,6 +327,7 @@ def _card(name, task, task_card, seed, fmt, specs, stats, skipped, items, finger
     }
     if task.train_kind:
         card["train_kind"] = task.train_kind  # the trainer's loss, metrics and head (train/kinds.py)
+    task_card = {**task_card, **task.dataset_summary([stats[s.name].get("summary", {}) for s in specs if s.name in stats])}
     for key, value in task_card.items():
         if key == "conventions":
             card["conventions"].update(value)

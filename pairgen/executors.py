@@ -43,7 +43,7 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
     started = time.perf_counter()
     path = os.path.join(spec.out_dir, spec.name)
     writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
-    samples, skipped, keys = 0, [], []
+    samples, skipped, keys, records = 0, [], [], []
     try:
         for item in spec.items:
             try:
@@ -54,6 +54,7 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
             for key, fields in made:
                 _write(writer.write, key, fields, tmp=writer.tmp)
                 keys.append(key)
+                records.append(fields.get("json", {}))
                 samples += 1
                 _report(progress, 1)
         _write(writer.close, tmp=writer.tmp)
@@ -70,6 +71,9 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
         "sha256": file_sha256(path),  # checked on resume and by `pairgen verify`
         "seconds": round(time.perf_counter() - started, 3),
     }
+    summary = spec.task.shard_summary(records)
+    if summary:
+        stats["summary"] = summary
     write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
 

@@ -92,7 +92,7 @@ def _cache_preview_dir(folder: str) -> str:
 
 
 def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> Report:
-    from .preview import VIEWS, contact_sheet, field_caption, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, bin_chart, contact_sheet, field_caption, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -109,7 +109,10 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
         record = sample.get("json", {})
         _collect_parameters(record, values)
         if len(rows) < n_samples:
-            images = [(name, field_to_rgb(name, sample[name], views.get(name))) for name in order if name in sample]
+            target = next((sample[n] for n in order if fields[n].get("role") == "target" and n in sample), None)
+            images = [(name, field_to_rgb(name, sample[name], views.get(name),
+                                          reference=target if views.get(name) in VIEWS and VIEWS[views[name]].over_target else None))
+                      for name in order if name in sample]
             images = [(n, im) for n, im in images if im is not None]
             if columns is None:
                 columns = [n for n, _ in images]
@@ -125,6 +128,12 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
         contact_sheet(rows, columns or [], sheet, row_labels=None, captions=captions, legends=legends)
     parameter_histograms(dict(sorted(values.items())), hist, title=f"{card.get('recipe_name', '')}: drawn parameters ({scanned} samples)")
     text = _summary(folder, card, values, scanned, sheet if rows else "", hist, [t for t, _ in legends])
+    for key, entry in card.items():  # card statistics in standard bins (e.g. inpainting's hole ratio)
+        if isinstance(entry, dict) and isinstance(entry.get("standard_bins"), dict):
+            chart = os.path.join(preview_dir, f"{key}_bins.png")
+            bin_chart(entry["standard_bins"], chart, title=f"{key} per standard bin (all samples)")
+            text += (f"\n  {key} per standard bin: " + ", ".join(f"{k}: {v}" for k, v in entry["standard_bins"].items())
+                     + f"\n  {key} chart: {chart}")
     if note:
         text += "\n" + note
     if problems:

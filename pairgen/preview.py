@@ -34,6 +34,7 @@ __all__ = [
     "depth_to_color",
     "segmentation_to_color",
     "mask_to_color",
+    "hole_overlay",
     "gray_to_rgb",
     "normals_to_color",
     "heatmaps_to_color",
@@ -45,6 +46,7 @@ __all__ = [
     "depth_colorbar",
     "contact_sheet",
     "parameter_histograms",
+    "bin_chart",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -439,6 +441,22 @@ class View:
     legend: Callable[[], np.ndarray] | None = None
     legend_title: str = ""
     caption: Callable[..., str] | None = None  # (value, reference=None) -> the tile's scale, e.g. "max 3.2 px"
+    # Shown over the sample's first target (inspect passes it as ``reference``), e.g. a hole mask.
+    over_target: bool = False
+
+
+def hole_overlay(mask: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+    """An inpainting mask (H, W), nonzero = hole, over ``image`` (uint8 RGB): holes tinted red
+    (half red, half the image) with a 1-px red outline; without an image, white on black."""
+    mask = _single(np.asarray(mask))
+    if image is None or np.asarray(image).shape[:2] != mask.shape:
+        return mask_to_color(mask)
+    picture = rgb_to_rgb(image).copy()
+    hole = mask > 0
+    picture[hole] = (picture[hole] // 2 + np.array([127, 0, 0], np.uint8)).astype(np.uint8)
+    edge = hole & ~(cv2.erode(hole.view(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0)
+    picture[edge] = (255, 0, 0)
+    return picture
 
 
 VIEWS: dict[str, View] = {
@@ -450,6 +468,8 @@ VIEWS: dict[str, View] = {
                   depth_colorbar, "depth (range under tiles)", _depth_caption),
     "ids": View(lambda v, reference=None: segmentation_to_color(np.asarray(v)), "integer ids, one fixed colour per id, 0 = black"),
     "mask": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "mask, white where set"),
+    "hole": View(lambda v, reference=None: hole_overlay(v, reference), "inpainting hole mask: red over the image "
+                 "(white on black alone)", over_target=True),
     "occlusion": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "occlusion mask, white where occluded"),
     "heatmap": View(lambda v, reference=None: heatmaps_to_color(v), "(K, H, W) heatmaps, one id colour per channel"),
     "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, [-1, 1] -> [0, 1] as RGB, no surface black"),
@@ -724,6 +744,29 @@ def parameter_histograms(values: dict[str, list], path: str | os.PathLike, title
 
     # Leave the title its own band: tight_layout alone lets the first row's titles run into it.
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()) if title else None)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(str(path), format="png")
+
+
+def bin_chart(bins: dict[str, int], path: str | os.PathLike, title: str = "") -> None:
+    """Write a PNG bar chart of counts per named bin (e.g. hole ratio per standard bin), in the
+    given order, each bar labelled with its count."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(max(4.0, 0.9 * len(bins)), 3.0), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    positions = np.arange(len(bins))
+    bars = axes.bar(positions, list(bins.values()), color="tab:red")
+    axes.bar_label(bars, fontsize=8)
+    axes.set_xticks(positions)
+    axes.set_xticklabels(list(bins), fontsize=8)
+    axes.set_ylabel("samples", fontsize=8)
+    if title:
+        axes.set_title(title, fontsize=10)
+    figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(str(path), format="png")

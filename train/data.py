@@ -95,6 +95,11 @@ def load_card(folder: str | Path) -> Card:
         if not isinstance(entry, dict) or "role" not in entry:
             raise DataError(f"{card_path}: field '{name}' has no 'role'")
     inputs = tuple(n for n, e in fields.items() if e["role"] == "input")
+    order = raw.get("input_order")  # the task's channel order (e.g. inpaint: the masked image, then the mask)
+    if order is not None:
+        if not isinstance(order, list) or sorted(order) != sorted(inputs):
+            raise DataError(f"{card_path}: 'input_order' must list the input fields {list(inputs)}, got {order!r}")
+        inputs = tuple(order)
     targets = tuple(n for n, e in fields.items() if e["role"] == "target")
     if not inputs:
         raise DataError(f"{card_path}: no field has role 'input'")

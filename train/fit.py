@@ -286,7 +286,7 @@ def evaluate(model, data: RunData, device, loss_kwargs: dict, grid_path: Path | 
         output = model(x)
         loss, _ = data.kind.loss(output, y, x, **loss_kwargs)
         losses.append(float(loss))
-        for k, v in sample_metrics(data.kind, output, y, baseline_for(data, x)).items():
+        for k, v in sample_metrics(data.kind, output, y, baseline_for(data, x), x).items():
             per_sample[k] += v
         if grid_path is not None and i < grid_samples:
             rows.append(panels(data, inputs, output[0].float().cpu().numpy(), targets))

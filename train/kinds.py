@@ -8,6 +8,8 @@ A new kind is one ``register_kind(Kind(...))`` here; the training loop asks noth
 
 Value conventions follow ``train/data.py``: images in [-1, 1], flow in pixels (dx, dy), depth
 planar with 0 = invalid (the depth head predicts log-depth), segmentation targets as int64 ids.
+Inpainting inputs are the masked image then the mask (255 = hole -> +1): L1 over the image, with
+its parts inside the hole and outside it reported beside PSNR/SSIM.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Kind:
     labels: bool = False
     supports_gan: bool = True
     needs_vgg: bool = False
+    metrics_need_input: bool = False  # metrics(output, target, baseline, x): e.g. inpaint's mask channel
 
 
 KINDS: dict[str, Kind] = {}
@@ -100,6 +103,37 @@ def _image_metrics(output, target, baseline):
     return out
 
 
+def _hole_weights(target, x):
+    """Inpainting: the hole (1) and kept (0) pixels, from the mask channel that follows the
+    target's channels in the input (card ``input_order``: masked image, then mask in [-1, 1])."""
+    return (x[:, target.shape[1]: target.shape[1] + 1] > 0).to(target.dtype)
+
+
+def _masked_l1(output, target, weight):
+    """Per-sample mean absolute error over the pixels where ``weight`` is 1 (0 where there are none)."""
+    error = ((output - target).abs() * weight).flatten(1).sum(1)
+    return error / (weight.flatten(1).sum(1) * target.shape[1]).clamp(min=1)
+
+
+def _inpaint_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, **_):
+    loss, parts = _image_loss(output, target, x, vgg=vgg, perceptual_weight=perceptual_weight)
+    hole = _hole_weights(target, x)
+    parts["l1_hole"] = float(_masked_l1(output, target, hole).mean().detach())
+    parts["l1_kept"] = float(_masked_l1(output, target, 1 - hole).mean().detach())
+    return loss, parts
+
+
+def _inpaint_metrics(output, target, baseline, x=None):
+    out = _image_metrics(output, target, baseline)
+    if x is not None:
+        hole = _hole_weights(target, x)
+        out["l1_hole"], out["l1_kept"] = _masked_l1(output, target, hole), _masked_l1(output, target, 1 - hole)
+        if baseline is not None:
+            out["baseline_l1_hole"] = _masked_l1(baseline, target, hole)
+            out["baseline_l1_kept"] = _masked_l1(baseline, target, 1 - hole)
+    return out
+
+
 def _style_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, style_weight=1e5, **_):
     """Unpaired: the target is a style image, not the answer. Perceptual content loss to the
     input (``x``) + Gram-matrix style loss to the target."""
@@ -156,6 +190,8 @@ def _linear(baseline_channels, out_channels):
 
 register_kind(Kind("image", _image_loss, _image_metrics, "psnr", _residual_or_tanh, _image_prediction,
                    input_baseline=True))
+register_kind(Kind("inpaint", _inpaint_loss, _inpaint_metrics, "psnr", _residual_or_tanh, _image_prediction,
+                   input_baseline=True, metrics_need_input=True))
 register_kind(Kind("style", _style_loss, _image_metrics, "psnr", lambda b, c: "tanh", _image_prediction,
                    needs_vgg=True))
 register_kind(Kind("flow", _flow_loss, _flow_metrics, "epe", _linear, lambda o: o.transpose(1, 2, 0)))
@@ -166,6 +202,7 @@ register_kind(Kind("segment", _segment_loss, _segment_metrics, "miou", _linear, 
 
 
 def sample_metrics(kind: Kind, output: torch.Tensor, target: torch.Tensor,
-                   baseline: torch.Tensor | None) -> dict[str, list[float]]:
+                   baseline: torch.Tensor | None, x: torch.Tensor | None = None) -> dict[str, list[float]]:
     """Per-sample metric lists for one batch (merged over batches by ``metrics.summarize``)."""
-    return {k: [float(v) for v in vals] for k, vals in kind.metrics(output, target, baseline).items()}
+    values = kind.metrics(output, target, baseline, x) if kind.metrics_need_input else kind.metrics(output, target, baseline)
+    return {k: [float(v) for v in vals] for k, vals in values.items()}

@@ -184,6 +184,15 @@ class Task:
         """The options in effect (defaults resolved), for build.json and the card."""
         return {}
 
+    def shard_summary(self, records: list[dict]) -> dict:
+        """Statistics of one shard's samples from their json records (JSON-able), kept in the
+        shard's stats file, so a resumed build still has them; {} for none."""
+        return {}
+
+    def dataset_summary(self, summaries: list[dict]) -> dict:
+        """Card entries merged from every shard's ``shard_summary`` (e.g. a histogram)."""
+        return {}
+
     # ------------------------------------------------------------------ replay
     @classmethod
     def replay(cls, record: dict) -> dict[str, np.ndarray]:
