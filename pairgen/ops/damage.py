@@ -187,7 +187,7 @@ register("dust", "dust specks and fibres, dark or white", DustConfig, DustParams
 class FoldsConfig:
     count_range: tuple = (1, 2)
     width_range: tuple = (0.8, 2.5)  # the cracked line itself, pixels
-    band_range: tuple = (2.0, 8.0)  # the relief's shading falls off over this many pixels
+    band_range: tuple = (1.0, 4.0)  # the relief's shading falls off over this many pixels
     shade_range: tuple = (0.05, 0.25)  # linear-light darkening on the shadow side
 
     def __post_init__(self):
@@ -221,8 +221,7 @@ def _apply_folds(image, params: FoldsParams):
     touched = np.zeros((h, w), bool)
     for x, y, angle, width_px, band_px, shade in params.folds:
         d = (xs - x) * np.float32(-math.sin(angle)) + (ys - y) * np.float32(math.cos(angle))  # signed distance
-        relief = np.exp(-np.abs(d) / np.float32(band_px))
-        relief[relief < MIN_COVERAGE] = 0.0
+        relief = np.maximum(np.exp(-np.abs(d) / np.float32(band_px)) - np.float32(0.1), 0.0) / np.float32(0.9)  # ends at 0
         factor = np.where(d > 0, 1.0 - shade * relief, 1.0 + 0.5 * shade * relief).astype(np.float32)
         linear = linear * factor[..., None]
         crack = np.clip(width_px / 2 + 0.5 - np.abs(d), 0.0, 1.0) * 0.85  # cracked emulsion: white fibres
@@ -301,8 +300,8 @@ register("cracks", "cracked emulsion: branching random-walk lines", CracksConfig
 
 @dataclass(frozen=True)
 class StainsConfig:
-    count_range: tuple = (1, 3)
-    radius_range: tuple = (0.08, 0.35)  # fraction of the shorter side
+    count_range: tuple = (1, 2)
+    radius_range: tuple = (0.05, 0.2)  # fraction of the shorter side
     opacity_range: tuple = (0.15, 0.5)
     tide_line_prob: float = 0.6  # water marks: a darker rim where the drying water left its load
 
