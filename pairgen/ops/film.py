@@ -491,8 +491,23 @@ def _sample_toning(rng, config: ToningConfig, image_shape, ctx):
     return ToningParams(toner, strength, (TONERS[toner].hue + jitter) % 360.0)
 
 
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+_XYZ_TO_LINEAR_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                                [0.0556434, -0.2040259, 1.0572252]])
+
+
 def _lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(lab.astype(np.float32).reshape(-1, 1, 3), cv2.COLOR_Lab2RGB).reshape(lab.shape)
+    """CIELAB (D65) -> sRGB, float64, exact formulas (not clipped)."""
+    fy = (lab[:, 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], axis=1)
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _D65_WHITE
+    linear = xyz @ _XYZ_TO_LINEAR_SRGB.T
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def _gray_lightness(gray: np.ndarray) -> np.ndarray:
+    y = srgb_to_linear(gray).astype(np.float64)
+    return np.where(y > (6 / 29) ** 3, 116.0 * np.cbrt(y) - 16.0, y * (29 / 3) ** 3)
 
 
 @functools.lru_cache(maxsize=64)
@@ -500,9 +515,7 @@ def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
     """(1024, 3) float32: the toned sRGB colour of each gray level 0..1023/1023. Lightness is
     kept, the chroma follows the toner's profile and is cut to what sRGB holds at that L* and
     hue (bisection), so nothing clips and every level has the one hue."""
-    gray = np.linspace(0.0, 1.0, 1024, dtype=np.float32)
-    lab = cv2.cvtColor(np.repeat(gray[:, None, None], 3, axis=2), cv2.COLOR_RGB2Lab).reshape(-1, 3).astype(np.float64)
-    lightness = lab[:, 0]
+    lightness = _gray_lightness(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
     spec = TONERS[toner]
     wanted = strength * spec.chroma * _WHERE[spec.where](lightness / 100.0)
     cos_h, sin_h = math.cos(math.radians(hue)), math.sin(math.radians(hue))

@@ -9,7 +9,7 @@ emulsion of spectral sensitivity S, the pixel's exposure is
     H = sum over wavelengths of S(l) E(l) (r B_r(l) + g B_g(l) + b B_b(l))  =  w . (r, g, b)
 
 so w_c = sum S E B_c, normalised to sum to 1 (a white patch exposes as 1 under either light; the
-exposure step sets the level). The tables are sampled at 10 nm over 380-780 nm
+exposure step sets the level). The tables are sampled at 5 nm over 380-780 nm
 (``pairgen/data/film/spectral_basis.csv``, with their sources). The same sum with S = the CIE
 luminous efficiency y-bar and E = D65 gives back Rec.709 luma (0.2126, 0.7152, 0.0722) to 0.005,
 which the tests check: the method, not a set of chosen numbers, makes every preset's weights.
@@ -105,7 +105,7 @@ def planck(nm: np.ndarray, kelvin: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def spectral_tables() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """(nm, sRGB basis (n, 3), illuminant name -> SPD, CIE y-bar), 10 nm steps."""
+    """(nm, sRGB basis (n, 3), illuminant name -> SPD, CIE y-bar), 5 nm steps."""
     t = read_table("spectral_basis.csv")
     nm = t["nm"]
     basis = np.stack([t["basis_r"], t["basis_g"], t["basis_b"]], axis=1)
