@@ -17,12 +17,16 @@ from pairgen.errors import RecipeError
 from conftest import run_cli
 
 
+def rgb(image: np.ndarray) -> np.ndarray:
+    return image[..., ::-1] if image.ndim == 3 else image  # OpenCV decodes BGR
+
+
 def read(out):
     card = json.loads((out / "dataset.json").read_text())
     urls = [str(out / s["file"]) for s in card["shards"]]
     samples = []
     for s in wds.WebDataset(urls, shardshuffle=False):
-        decoded = {k: cv2.imdecode(np.frombuffer(v, np.uint8), cv2.IMREAD_UNCHANGED)[..., ::-1] for k, v in s.items() if k.endswith("png")}
+        decoded = {k: rgb(cv2.imdecode(np.frombuffer(v, np.uint8), cv2.IMREAD_UNCHANGED)) for k, v in s.items() if k.endswith("png")}
         decoded["json"] = json.loads(s["json"])
         samples.append(decoded)
     return card, samples
