@@ -190,13 +190,13 @@ def test_harder_paper_grades_print_with_more_contrast():
 def test_toning_is_one_hued_keeps_lightness_and_never_clips(toner):
     hue = TONERS[toner].hue
     lut = toning_lut(toner, 1.0, hue)
-    grays = np.linspace(0, 1, 1024)
+    grays = np.linspace(0, 1, 256)
     lab = color.rgb2lab(lut[None].astype(np.float64))[0]  # an independent, exact CIELAB
     gray_l = color.rgb2lab(np.repeat(grays[None, :, None], 3, 2))[0, :, 0]
     np.testing.assert_allclose(lab[:, 0], gray_l, atol=0.2)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     coloured = chroma > 0.5
-    assert coloured.sum() > 300
+    assert coloured.sum() > 100
     hues = np.degrees(np.arctan2(lab[coloured, 2], lab[coloured, 1])) % 360
     assert np.max(np.abs((hues - hue + 180) % 360 - 180)) < 1.0
     assert np.all(lut[1:-1] > 0.0) and np.all(lut[1:-1] < 1.0)  # nothing clips

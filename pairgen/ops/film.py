@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register
-from pairgen.ops.noise import draw_seed
+from pairgen.ops.noise import draw_seed, standard_normal_field
 from pairgen.ops.spectra import EMULSIONS, ILLUMINANTS, emulsion_weights
 from pairgen.ops.util import check_prob, check_probs, check_range, clip_unit, uniform
 
@@ -40,14 +40,30 @@ MIDDLE_GRAY = 0.18
 # ----------------------------------------------------------------------------- helpers
 
 
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """x ** exponent for x >= 0, float32, any shape."""
+    return cv2.pow(np.ascontiguousarray(x, dtype=np.float32).reshape(-1), exponent).reshape(np.shape(x))
+
+
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """The sRGB decoding (IEC 61966-2-1), float32 (cv2.pow: ~10x numpy's float32 power here)."""
     v = np.asarray(v, dtype=np.float32)
-    return np.where(v <= 0.04045, v * np.float32(1 / 12.92), ((v + np.float32(0.055)) * np.float32(1 / 1.055)) ** np.float32(2.4)).astype(np.float32)
+    out = _pow(np.maximum(v + np.float32(0.055), 0.0) * np.float32(1 / 1.055), 2.4)
+    np.copyto(out, v * np.float32(1 / 12.92), where=v <= 0.04045)
+    return out
 
 
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    """The sRGB encoding, float32; values clipped to [0, 1] first."""
     v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
-    return np.where(v <= 0.0031308, v * np.float32(12.92), np.float32(1.055) * v ** np.float32(1 / 2.4) - np.float32(0.055)).astype(np.float32)
+    out = _pow(v, 1 / 2.4) * np.float32(1.055) - np.float32(0.055)
+    np.copyto(out, v * np.float32(12.92), where=v <= 0.0031308)
+    return out
+
+
+def power_of_ten(exponent: np.ndarray) -> np.ndarray:
+    """10^x, float32 (exp is vectorised; numpy's power is not)."""
+    return np.exp(np.asarray(exponent, dtype=np.float32) * np.float32(math.log(10.0)))
 
 
 def per_plane(image: np.ndarray, fn) -> np.ndarray:
@@ -60,7 +76,7 @@ def per_plane(image: np.ndarray, fn) -> np.ndarray:
 
 
 def _density(transmittance: np.ndarray) -> np.ndarray:
-    return -np.log10(np.maximum(transmittance, MIN_TRANSMITTANCE))
+    return np.log(np.maximum(transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)) * np.float32(-1 / math.log(10.0))
 
 
 def _film_choice(ctx: Context, key: str):
@@ -73,7 +89,8 @@ def characteristic_curve(log_exposure: np.ndarray, gamma: float, fog: float, d_m
     toe into the straight line D = fog + gamma x (x = 0 is the inertia point), the line itself,
     a quadratic shoulder of half-width ``shoulder`` into d_max. Continuous with a continuous
     slope, non-decreasing; slope exactly ``gamma`` between the toe and the shoulder."""
-    x = np.asarray(log_exposure, dtype=np.float64)
+    x = np.asarray(log_exposure)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
     x_top = (d_max - fog) / gamma  # where the straight line reaches d_max
     toe = min(toe, 0.45 * x_top)
     shoulder = min(shoulder, 0.45 * x_top)
@@ -244,14 +261,15 @@ def _sample_negative(rng, config, image_shape, ctx):
 def negative_log_exposure(linear: np.ndarray, exposure_stops: float) -> np.ndarray:
     """log10 exposure relative to the inertia point: a normally exposed middle gray (linear 0.18)
     sits 1.0 above it (about ISO's speed point + 10x), so scene black falls into the toe."""
-    return np.log10(np.maximum(linear, 1e-5) / MIDDLE_GRAY) + 1.0 + exposure_stops * LOG2
+    offset = np.float32(1.0 + exposure_stops * LOG2 - math.log10(MIDDLE_GRAY))
+    return np.log(np.maximum(linear, np.float32(1e-5))) * np.float32(1 / math.log(10.0)) + offset
 
 
 def _apply_negative(image, params: FilmNegativeParams):
     def develop(plane):
         d = characteristic_curve(negative_log_exposure(srgb_to_linear(plane), params.exposure_stops), params.gamma,
                                  params.fog, params.d_max, params.toe, params.shoulder)
-        return np.power(10.0, -d).astype(np.float32)
+        return power_of_ten(-d)
     return per_plane(image, develop)
 
 
@@ -289,7 +307,7 @@ def _apply_uneven(image, params: UnevenDevelopmentParams):
     coarse = np.random.default_rng(params.seed).standard_normal((params.cells + 1, params.cells + 1)).astype(np.float32)
     field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w)
     factor = 1.0 + params.amplitude * np.clip(field, -2.5, 2.5)
-    return per_plane(image, lambda plane: np.power(10.0, -_density(plane) * factor).astype(np.float32))
+    return per_plane(image, lambda plane: power_of_ten(-_density(plane) * factor))
 
 
 register("uneven_development", "uneven development: smooth random density variation on the negative",
@@ -344,6 +362,11 @@ def _sample_grain(rng, config, image_shape, ctx):
     return FilmGrainParams(rms, pixel_um, uniform(rng, config.aperture_sigma_range), draw_seed(rng))
 
 
+# Above this many cells per pixel the binomial count is drawn by its normal limit (same mean and
+# variance; the skew left out is below 1/sqrt(64 c (1 - c)) of a standard deviation).
+BINOMIAL_CELLS = 64
+
+
 def grain_cells_per_pixel(params: FilmGrainParams) -> float:
     return (params.pixel_um / grain_cell_um(params.rms_granularity)) ** 2
 
@@ -353,21 +376,24 @@ def _apply_grain(image, params: FilmGrainParams):
     cells = grain_cells_per_pixel(params)
 
     def grain(plane):
-        coverage = np.clip(1.0 - plane.astype(np.float64), 0.0, 1.0)  # developed silver fraction
+        coverage = np.clip(1.0 - plane, 0.0, 1.0).astype(np.float32)  # developed silver fraction
         h, w = plane.shape
-        if cells >= 1.0:  # several grain cells per pixel: their count is binomial
+        if cells >= BINOMIAL_CELLS:  # many cells per pixel: the binomial count, by its normal limit
+            spread = np.sqrt(coverage * (1.0 - coverage) * np.float32(1.0 / round(cells)))
+            developed = coverage + spread * standard_normal_field(rng, (h, w))
+        elif cells >= 1.0:  # a few cells per pixel: their count is binomial
             n = int(round(cells))
-            developed = rng.binomial(n, coverage) / n
+            developed = rng.binomial(n, coverage.astype(np.float64)) / n
         else:  # cells larger than a pixel: a Bernoulli lattice, each cell several pixels
             step = 1.0 / math.sqrt(cells)
             gh, gw = max(1, int(math.ceil(h / step))), max(1, int(math.ceil(w / step)))
             lattice_coverage = cv2.resize(coverage, (gw, gh), interpolation=cv2.INTER_AREA).reshape(gh, gw)
             lattice = (rng.random((gh, gw)) < lattice_coverage).astype(np.float32)
             developed = cv2.resize(lattice, (w, h), interpolation=cv2.INTER_NEAREST).reshape(h, w)
-        developed = developed.astype(np.float32)
+        developed = np.ascontiguousarray(developed, dtype=np.float32)
         if params.aperture_sigma > 0:
             developed = cv2.GaussianBlur(developed, (0, 0), params.aperture_sigma, borderType=cv2.BORDER_REFLECT_101)
-        return np.maximum(1.0 - developed, MIN_TRANSMITTANCE).astype(np.float32)
+        return np.maximum(1.0 - developed, np.float32(MIN_TRANSMITTANCE))
     return per_plane(image, grain)
 
 
@@ -416,9 +442,9 @@ def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) 
     """Paper density for a negative. The printer exposes for the highlights: the densest part of
     the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
     white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
-    t = np.maximum(negative_transmittance.astype(np.float64), MIN_TRANSMITTANCE)
+    t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
     densest = float(np.percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5))
-    log_exposure = np.log10(t / densest) + params.exposure_stops * LOG2
+    log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
     span = PAPER_GRADE_RANGES[params.grade]
     gamma = 0.9 * (params.d_max - PAPER_BASE_DENSITY) / span
     return characteristic_curve(log_exposure, gamma, PAPER_BASE_DENSITY, params.d_max, 0.15 * span, 0.15 * span)
@@ -427,7 +453,7 @@ def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) 
 def _apply_print(image, params: PaperPrintParams):
     if not 0 <= params.grade < len(PAPER_GRADE_RANGES):
         raise ValueError(f"paper_print.grade: expected 0..{len(PAPER_GRADE_RANGES) - 1}, got {params.grade}")
-    return per_plane(image, lambda plane: linear_to_srgb(np.power(10.0, -print_density(plane, params))))
+    return per_plane(image, lambda plane: linear_to_srgb(power_of_ten(-print_density(plane, params))))
 
 
 register("paper_print", "enlarge the negative onto paper of a contrast grade (exposed for the highlights)",
@@ -512,10 +538,10 @@ def _gray_lightness(gray: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
-    """(1024, 3) float32: the toned sRGB colour of each gray level 0..1023/1023. Lightness is
+    """(256, 3) float32: the toned sRGB colour of each 8-bit gray level. Lightness is
     kept, the chroma follows the toner's profile and is cut to what sRGB holds at that L* and
     hue (bisection), so nothing clips and every level has the one hue."""
-    lightness = _gray_lightness(np.linspace(0.0, 1.0, 1024, dtype=np.float32))
+    lightness = _gray_lightness(np.linspace(0.0, 1.0, 256, dtype=np.float32))
     spec = TONERS[toner]
     wanted = strength * spec.chroma * _WHERE[spec.where](lightness / 100.0)
     cos_h, sin_h = math.cos(math.radians(hue)), math.sin(math.radians(hue))
@@ -525,7 +551,7 @@ def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
         return np.all((rgb >= 0.002) & (rgb <= 0.998), axis=1) | (chroma == 0)
     lo, hi = np.zeros_like(wanted), wanted.copy()
     ok = in_gamut(hi)
-    for _ in range(14):
+    for _ in range(10):
         mid = 0.5 * (lo + hi)
         inside = in_gamut(mid)
         lo = np.where(inside, mid, lo)
@@ -541,8 +567,11 @@ def _apply_toning(image, params: ToningParams):
         raise ValueError(f"toning.toner: expected one of {', '.join(TONERS)}, got {params.toner!r}")
     if params.toner == "none" or params.strength <= 0:
         return image.copy()
-    luminance = linear_to_srgb(srgb_to_linear(image) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
-    index = np.rint(luminance * 1023).astype(np.intp)
+    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
+        luminance = image[..., 0]
+    else:
+        luminance = linear_to_srgb(srgb_to_linear(image) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
+    index = np.rint(np.clip(luminance, 0.0, 1.0) * 255).astype(np.intp)
     return np.ascontiguousarray(toning_lut(params.toner, params.strength, params.hue)[index])
 
 
@@ -576,7 +605,7 @@ def _apply_fading(image, params: FadingParams):
     """Silver lost from the print: every density shrinks by the same factor, so blacks lift to
     10^-(1 - amount) D_max and contrast drops; per channel, which keeps a toned print's hue."""
     density = _density(srgb_to_linear(image))
-    return clip_unit(linear_to_srgb(np.power(10.0, -density * (1.0 - params.amount))))
+    return clip_unit(linear_to_srgb(power_of_ten(-density * np.float32(1.0 - params.amount))))
 
 
 register("fading", "faded print: densities shrink (blacks lift, contrast drops)", FadingConfig, FadingParams,
