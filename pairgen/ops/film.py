@@ -48,7 +48,7 @@ def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
     """The sRGB decoding (IEC 61966-2-1), float32 (cv2.pow: ~10x numpy's float32 power here)."""
     v = np.asarray(v, dtype=np.float32)
-    out = _pow(np.maximum(v + np.float32(0.055), 0.0) * np.float32(1 / 1.055), 2.4)
+    out = np.asarray(_pow(np.maximum(v + np.float32(0.055), 0.0) * np.float32(1 / 1.055), 2.4))
     np.copyto(out, v * np.float32(1 / 12.92), where=v <= 0.04045)
     return out
 
@@ -56,7 +56,7 @@ def srgb_to_linear(v: np.ndarray) -> np.ndarray:
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
     """The sRGB encoding, float32; values clipped to [0, 1] first."""
     v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
-    out = _pow(v, 1 / 2.4) * np.float32(1.055) - np.float32(0.055)
+    out = np.asarray(_pow(v, 1 / 2.4) * np.float32(1.055) - np.float32(0.055), dtype=np.float32)
     np.copyto(out, v * np.float32(12.92), where=v <= 0.0031308)
     return out
 
