@@ -124,7 +124,7 @@ class ColorizeTask(PhotoTask):
 
     def make_crop(self, crop, rng, record):
         mono = ops.to_uint8(self.film.run(ops.to_float(crop), rng, record))
-        record["summary"] = {**record["film"], "chroma_max": chroma_max(mono)}
+        record["summary"] = dict(record["film"])
         return {"mono.png": mono, "color.png": np.ascontiguousarray(crop)}
 
     @classmethod
@@ -148,7 +148,3 @@ class ColorizeTask(PhotoTask):
         return {**super().card(), "conventions": FILM_CONVENTIONS,
                 "recipe": {"task": self.name, "description": self.description, "film": self.film.describe()}}
 
-
-def chroma_max(image: np.ndarray) -> int:
-    """Largest channel spread max(R, G, B) - min(R, G, B) of a uint8 image (0: exactly gray)."""
-    return int((image.max(axis=2).astype(np.int16) - image.min(axis=2)).max(initial=0))
