@@ -51,14 +51,13 @@ def _polyline(canvas: np.ndarray, xy: np.ndarray, width_px: float) -> None:
     cv2.polylines(canvas, [_points(xy)], False, 255, thickness, cv2.LINE_AA, _SHIFT)
 
 
-def _paint(image: np.ndarray, coverage: np.ndarray, value) -> np.ndarray:
-    """image where coverage is 0, else blended towards ``value`` (scalar, (3,) or (H, W, 3))."""
+def _paint(image: np.ndarray, coverage: np.ndarray, value: float) -> np.ndarray:
+    """image where coverage is 0, else blended towards the gray ``value``."""
     out = image.copy()
     hit = coverage > 0
     if np.any(hit):
         a = coverage[hit][:, None]
-        v = value[hit] if isinstance(value, np.ndarray) and value.ndim == 3 else value
-        out[hit] = image[hit] * (1.0 - a) + np.asarray(v, np.float32) * a
+        out[hit] = image[hit] * (1.0 - a) + np.float32(value) * a
     return clip_unit(out)
 
 

@@ -70,7 +70,9 @@ class RestoreTask(PhotoTask):
                               f"{degraded.shape[1]}x{degraded.shape[0]}; they must keep the low resolution {w}x{h}")
         mono = ops.to_uint8(mono_f)
         mask = damage_mask(mono, ops.to_uint8(damaged_f))
-        record["summary"] = {**record["film"], "damaged_fraction": round(float((mask > 0).mean()), 5)}
+        # list-valued damage parameters (one entry per scratch, fold, stain, corner) as counts, for the histograms
+        counts = {f"{e['label']}.count": len(v) for e in record["damage_ops"] for v in e["params"].values() if isinstance(v, list)}
+        record["summary"] = {**record["film"], **counts, "damaged_fraction": round(float((mask > 0).mean()), 5)}
         return {"damaged.png": ops.to_uint8(degraded), "damage_mask.png": mask, "mono.png": mono,
                 "color_lr.png": ops.to_uint8(color_lr), "hr.png": np.ascontiguousarray(crop)}
 
