@@ -1,7 +1,7 @@
 """Old-photo restoration: one clean crop gives every stage of the restoration chain, aligned.
 
     hr.png        the crop (super-resolution target)
-    color_lr.png  hr downscaled by --scale, antialiased bicubic (colorization target)
+    color_lr.png  hr downscaled by --scale, the mean of each s x s block (colorization target)
     mono.png      color_lr through the recipe's film steps (inpainting target: no damage)
     damaged.png   mono with physical damage (recipe ``damage``), then the ``degrade`` steps
                   (blur, noise, JPEG) at the low resolution (the model input)
@@ -25,7 +25,7 @@ from .colorize import FILM_CONVENTIONS, FilmSetup
 from .photo import PhotoOptions, PhotoTask
 from .superres import SCALES
 
-LR_RESIZE = "bicubic_antialias"
+LR_RESIZE = "area"  # the mean of the s x s HR pixels an LR pixel covers: the grid convention itself
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class RestoreTask(PhotoTask):
             "mono.png": FieldSpec("aux", "uint8", [lr, lr, 3], "the same film print without physical damage or degradation "
                                   "(the inpainting target), 8-bit sRGB RGB; toned prints keep their hue", "rgb"),
             "color_lr.png": FieldSpec("aux", "uint8", [lr, lr, 3], f"the colour photo at low resolution (the colorization "
-                                      f"target), antialiased bicubic, {grid}", "rgb"),
+                                      f"target), the mean of each s x s block of hr.png, {grid}", "rgb"),
             "hr.png": FieldSpec("aux", "uint8", [hr, hr, 3], "the full-resolution colour crop (the super-resolution "
                                 "target), 8-bit sRGB RGB", "rgb"),
             "json": FieldSpec("meta", "json", [], "source, crop box (x0, y0, x1, y1; pixels, x right, y down, end exclusive), "
