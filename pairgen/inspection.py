@@ -92,12 +92,16 @@ def _cache_preview_dir(folder: str) -> str:
 
 
 def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> Report:
-    from .preview import VIEWS, bin_chart, contact_sheet, field_caption, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, bin_chart, contact_sheet, field_caption, field_to_rgb, mask_overlay, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
     views = field_views(card)
     order = [n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role]
+    # A task may say how its columns read best: their order, and masks shown over another field.
+    preferred = [n for n in card.get("preview", {}).get("order", []) if n in order]
+    order = preferred + [n for n in order if n not in preferred]
+    overlays = {m: on for m, on in card.get("preview", {}).get("overlays", {}).items() if m in fields and on in fields}
     preview_dir, note = preview_folder(folder, preview_dir)
 
     rows, captions, columns, values, problems = [], [], None, defaultdict(list), []
@@ -113,6 +117,8 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
             images = [(name, field_to_rgb(name, sample[name], views.get(name),
                                           reference=target if views.get(name) in VIEWS and VIEWS[views[name]].over_target else None))
                       for name in order if name in sample]
+            images = [(n, mask_overlay(field_to_rgb(overlays[n], sample[overlays[n]], views.get(overlays[n])), sample[n])
+                       if n in overlays and overlays[n] in sample else im) for n, im in images]
             images = [(n, im) for n, im in images if im is not None]
             if columns is None:
                 columns = [n for n, _ in images]

@@ -33,6 +33,7 @@ __all__ = [
     "flow_wheel_legend",
     "depth_to_color",
     "segmentation_to_color",
+    "mask_overlay",
     "mask_to_color",
     "hole_overlay",
     "gray_to_rgb",
@@ -298,6 +299,16 @@ def mask_to_color(mask: np.ndarray, color: Sequence[int] = (255, 255, 255)) -> n
         weight = np.clip(np.nan_to_num(mask.astype(np.float32)), 0.0, 1.0)
     rgb = weight[..., None] * np.asarray(color, dtype=np.float32)
     return np.rint(rgb).astype(np.uint8)
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (255, 40, 40)) -> np.ndarray:
+    """uint8 RGB ``image`` with ``mask`` (as in ``mask_to_color``) painted over it in ``color``
+    at 60 %; a mask of another size is resized (nearest) to the image."""
+    weight = mask_to_color(mask)[..., 0].astype(np.float32) / 255.0
+    if weight.shape != image.shape[:2]:
+        weight = cv2.resize(weight, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+    weight = 0.6 * weight[..., None]
+    return np.rint(image * (1.0 - weight) + np.asarray(color, np.float32) * weight).astype(np.uint8)
 
 
 def gray_to_rgb(gray: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ evaluation rows have ``"split": "val"`` and the metrics with their ``baseline_*`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -45,7 +46,7 @@ from train.metrics import summarize
 from train.models import Generator, PatchGAN
 
 # settings that fix the model or the data order; --resume takes them from the checkpoint
-RUN_SETTINGS = ("crop", "batch_size", "depth", "width", "norm", "dropout", "output", "lr", "beta1", "beta2",
+RUN_SETTINGS = ("input", "target", "crop", "batch_size", "depth", "width", "norm", "dropout", "output", "lr", "beta1", "beta2",
                 "gan", "lambda_task", "d_width", "d_layers", "perceptual_weights", "lambda_perceptual",
                 "lambda_style", "seed", "shuffle_buffer", "val", "val_shards", "num_workers")
 # settings --resume also takes from the checkpoint, unless typed again (then the new value wins)
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="pairgen shard folder (dataset.json + .tar shards)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<name of the shard folder>)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--input", action="append", default=None, metavar="FIELD",
+                   help="train on this input field instead of the card's inputs (repeatable; e.g. damaged or damaged.png)")
+    p.add_argument("--target", action="append", default=None, metavar="FIELD",
+                   help="predict this field instead of the card's target (repeatable; e.g. mono, to train one restore stage)")
     p.add_argument("--val", default=None, help="held-out shard folder (default: the last --val-shards shards)")
     p.add_argument("--val-shards", type=int, default=1, help="shards held out for evaluation when there is no --val")
     p.add_argument("--val-samples", type=int, default=64, help="held-out samples evaluated")
@@ -171,8 +176,29 @@ def segment_classes(card: Card) -> int:
     raise DataError(f"{card.card_path}: a segmentation card needs 'num_classes' (or a 'classes' list) for field {card.targets[0]}")
 
 
+def choose_fields(card: Card, inputs: list[str] | None, targets: list[str] | None) -> Card:
+    """The card with --input / --target fields in place of its roles (names with or without
+    their extension); an unknown or non-picture field is a DataError naming the ones there are."""
+    pictures = [n for n, e in card.fields.items() if e.get("role") != "meta" and n.rsplit(".", 1)[-1] in ("png", "npy")]
+
+    def resolve(names, default):
+        if not names:
+            return default
+        out = []
+        for name in names:
+            match = [n for n in pictures if n == name or n.rsplit(".", 1)[0] == name]
+            if not match:
+                raise DataError(f"{card.card_path}: no field {name!r} to train on (fields: {', '.join(pictures)})")
+            out.append(match[0])
+        return tuple(out)
+    chosen = dataclasses.replace(card, inputs=resolve(inputs, card.inputs), targets=resolve(targets, card.targets))
+    if set(chosen.inputs) & set(chosen.targets):
+        raise DataError(f"{card.card_path}: {', '.join(set(chosen.inputs) & set(chosen.targets))} is both input and target")
+    return chosen
+
+
 def prepare_data(args: argparse.Namespace) -> RunData:
-    card = load_card(args.folder)
+    card = choose_fields(load_card(args.folder), args.input, args.target)
     try:
         kind = kind_of(card.raw, card.fields[card.targets[0]].get("view"))
     except KeyError as exc:
@@ -207,7 +233,7 @@ def prepare_data(args: argparse.Namespace) -> RunData:
     paths = [str(s.path) for s in card.shards if s.samples != 0]
     train_keep = None
     if args.val:
-        val_card = load_card(args.val)
+        val_card = choose_fields(load_card(args.val), args.input, args.target)
         if (val_card.task, val_card.inputs, val_card.targets) != (card.task, card.inputs, card.targets):
             raise DataError(f"{val_card.card_path}: task/inputs/targets {val_card.task} {list(val_card.inputs)} "
                             f"{list(val_card.targets)} differ from {card.card_path}")

@@ -1,0 +1,646 @@
+"""Black-and-white film and darkroom operations: an old photo made the way it was made.
+
+A film chain runs in this order (recipes/colorize.yaml); what the pipeline image holds between
+steps is said per op, and every op works in linear light where the physics is linear:
+
+1. ``film_sensitivity``: sRGB photo -> the emulsion's latent image (gray, sRGB-encoded): linear
+   light weighted by the emulsion's spectral weights (``pairgen.ops.spectra``).
+2. ``lens_softness``, ``vignetting``: camera optics, on the latent image's linear exposure.
+3. ``film_negative``: latent image -> the developed negative, held as its transmittance
+   T = 10^-D (linear, in (0, 1]) through the characteristic (H&D) curve: fog, toe, straight
+   part of slope gamma, shoulder; exposure and development drawn per sample.
+4. ``uneven_development``, ``film_grain``: on the negative's density.
+5. ``paper_print``: negative -> print (sRGB-encoded): enlarger exposure placed on the densest
+   part of the negative, paper of a contrast grade (ISO 6846 log-exposure ranges).
+6. ``toning``: a tone -> colour gradient per toner, one hue, within the sRGB gamut.
+7. ``fading``, ``base_yellowing``: ageing of the print.
+
+Colour choices a task makes per sample (emulsion, illuminant, toner) reach the samplers through
+``Context.extra["film"]``; without it (a step used on its own) they are drawn uniformly.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pairgen.ops.base import Context, register
+from pairgen.ops.noise import draw_seed, standard_normal_field
+from pairgen.ops.spectra import EMULSIONS, ILLUMINANTS, emulsion_weights
+from pairgen.ops.util import check_prob, check_probs, check_range, clip_unit, uniform
+
+LOG2 = math.log10(2.0)
+MIN_TRANSMITTANCE = 1e-4  # density 4: beyond any negative or print here
+MIDDLE_GRAY = 0.18
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """x ** exponent for x >= 0, float32, any shape."""
+    return cv2.pow(np.ascontiguousarray(x, dtype=np.float32).reshape(-1), exponent).reshape(np.shape(x))
+
+
+def srgb_to_linear(v: np.ndarray) -> np.ndarray:
+    """The sRGB decoding (IEC 61966-2-1), float32 (cv2.pow: ~10x numpy's float32 power here)."""
+    v = np.asarray(v, dtype=np.float32)
+    out = np.asarray(_pow(np.maximum(v + np.float32(0.055), 0.0) * np.float32(1 / 1.055), 2.4))
+    np.copyto(out, v * np.float32(1 / 12.92), where=v <= 0.04045)
+    return out
+
+
+def linear_to_srgb(v: np.ndarray) -> np.ndarray:
+    """The sRGB encoding, float32; values clipped to [0, 1] first."""
+    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
+    out = np.asarray(_pow(v, 1 / 2.4) * np.float32(1.055) - np.float32(0.055), dtype=np.float32)
+    np.copyto(out, v * np.float32(12.92), where=v <= 0.0031308)
+    return out
+
+
+def power_of_ten(exponent: np.ndarray) -> np.ndarray:
+    """10^x, float32 (exp is vectorised; numpy's power is not)."""
+    return np.exp(np.asarray(exponent, dtype=np.float32) * np.float32(math.log(10.0)))
+
+
+def per_plane(image: np.ndarray, fn) -> np.ndarray:
+    """fn on the (H, W) plane of a gray image (three equal channels: computed once), else on each
+    channel; a fresh (H, W, 3) float32 array clipped to [0, 1]."""
+    if image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
+        plane = fn(image[..., 0])
+        return clip_unit(np.ascontiguousarray(np.repeat(plane[..., None], 3, axis=2), dtype=np.float32))
+    return clip_unit(np.ascontiguousarray(np.stack([fn(image[..., c]) for c in range(image.shape[2])], axis=2), dtype=np.float32))
+
+
+def _density(transmittance: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)) * np.float32(-1 / math.log(10.0))
+
+
+def _film_choice(ctx: Context, key: str):
+    return (ctx.extra.get("film") or {}).get(key)
+
+
+def characteristic_curve(log_exposure: np.ndarray, gamma: float, fog: float, d_max: float, toe: float,
+                         shoulder: float) -> np.ndarray:
+    """Density of a negative (or a paper) at log10 exposure x: fog up to x = -toe, a quadratic
+    toe into the straight line D = fog + gamma x (x = 0 is the inertia point), the line itself,
+    a quadratic shoulder of half-width ``shoulder`` into d_max. Continuous with a continuous
+    slope, non-decreasing; slope exactly ``gamma`` between the toe and the shoulder."""
+    x = np.asarray(log_exposure)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    x_top = (d_max - fog) / gamma  # where the straight line reaches d_max
+    toe = min(toe, 0.45 * x_top)
+    shoulder = min(shoulder, 0.45 * x_top)
+    d = fog + gamma * x
+    d = np.where(x < toe, fog + gamma * (x + toe) ** 2 / (4 * toe), d)
+    d = np.where(x < -toe, fog, d)
+    d = np.where(x > x_top - shoulder, d_max - gamma * (x_top + shoulder - x) ** 2 / (4 * shoulder), d)
+    return np.where(x > x_top + shoulder, d_max, d)
+
+
+# ----------------------------------------------------------------------------- film_sensitivity
+
+
+@dataclass(frozen=True)
+class FilmSensitivityConfig:
+    """emulsions: the names drawn from when the task chooses none (empty: all);
+    tungsten_prob: how often the scene was lit by tungsten (CIE A) rather than daylight (D65)."""
+
+    emulsions: tuple = ()
+    tungsten_prob: float = 0.25
+
+    def __post_init__(self):
+        unknown = [e for e in self.emulsions if e not in EMULSIONS]
+        if unknown:
+            raise ValueError(f"film_sensitivity.emulsions: unknown {unknown}; allowed: {', '.join(EMULSIONS)}")
+        check_prob("film_sensitivity", "tungsten_prob", self.tungsten_prob)
+
+
+@dataclass(frozen=True)
+class FilmSensitivityParams:
+    emulsion: str
+    illuminant: str
+    weights: tuple  # (r, g, b) on linear sRGB, derived from the emulsion's curve under the illuminant
+
+
+def _sample_sensitivity(rng, config: FilmSensitivityConfig, image_shape, ctx: Context) -> FilmSensitivityParams:
+    names = list(config.emulsions or EMULSIONS)
+    emulsion = _film_choice(ctx, "emulsion") or names[int(rng.integers(len(names)))]
+    illuminant = _film_choice(ctx, "illuminant") or ("tungsten" if rng.random() < config.tungsten_prob else "daylight")
+    return FilmSensitivityParams(emulsion, illuminant, emulsion_weights(emulsion, illuminant))
+
+
+def _apply_sensitivity(image, params: FilmSensitivityParams):
+    if params.illuminant not in ILLUMINANTS:
+        raise ValueError(f"film_sensitivity.illuminant: expected one of {ILLUMINANTS}, got {params.illuminant!r}")
+    exposure = srgb_to_linear(image) @ np.asarray(params.weights, dtype=np.float32)
+    gray = linear_to_srgb(exposure)
+    return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+
+
+register("film_sensitivity", "B&W emulsion: linear light weighted by the emulsion's spectral weights (gray latent image)",
+         FilmSensitivityConfig, FilmSensitivityParams, _sample_sensitivity, _apply_sensitivity)
+
+
+# ----------------------------------------------------------------------------- lens_softness
+
+
+@dataclass(frozen=True)
+class LensSoftnessConfig:
+    sigma_range: tuple = (0.3, 1.5)  # pixels
+
+    def __post_init__(self):
+        check_range("lens_softness", "sigma_range", self.sigma_range, low=0.0)
+
+
+@dataclass(frozen=True)
+class LensSoftnessParams:
+    sigma: float
+
+
+def _sample_softness(rng, config, image_shape, ctx):
+    return LensSoftnessParams(uniform(rng, config.sigma_range))
+
+
+def _apply_softness(image, params: LensSoftnessParams):
+    def soften(plane):
+        if params.sigma <= 0:
+            return plane.copy()
+        return linear_to_srgb(cv2.GaussianBlur(srgb_to_linear(plane), (0, 0), params.sigma, borderType=cv2.BORDER_REFLECT_101))
+    return per_plane(image, soften)
+
+
+register("lens_softness", "soft old lens: Gaussian blur of linear light", LensSoftnessConfig, LensSoftnessParams,
+         _sample_softness, _apply_softness)
+
+
+# ----------------------------------------------------------------------------- vignetting
+
+
+@dataclass(frozen=True)
+class VignettingConfig:
+    corner_stops_range: tuple = (0.2, 1.5)  # exposure lost in the corners, stops
+    centre_shift_range: tuple = (-0.1, 0.1)  # optical centre offset, fraction of width / height
+
+    def __post_init__(self):
+        check_range("vignetting", "corner_stops_range", self.corner_stops_range, low=0.0)
+        check_range("vignetting", "centre_shift_range", self.centre_shift_range)
+
+
+@dataclass(frozen=True)
+class VignettingParams:
+    corner_stops: float
+    centre_x: float  # fraction of the width (0.5 = centre), x right
+    centre_y: float  # fraction of the height, y down
+
+
+def _sample_vignetting(rng, config, image_shape, ctx):
+    return VignettingParams(uniform(rng, config.corner_stops_range), 0.5 + uniform(rng, config.centre_shift_range),
+                            0.5 + uniform(rng, config.centre_shift_range))
+
+
+def vignetting_falloff(height: int, width: int, params: VignettingParams) -> np.ndarray:
+    """(H, W) exposure factor: (1 + k r^2)^-2 (the cos^4 law's shape), r = distance from the
+    optical centre over the half-diagonal; k makes r = 1 lose ``corner_stops``."""
+    k = 2.0 ** (params.corner_stops / 2.0) - 1.0
+    y = (np.arange(height, dtype=np.float32) + 0.5) / height - params.centre_y
+    x = (np.arange(width, dtype=np.float32) + 0.5) / width - params.centre_x
+    r2 = ((x[None, :] * width) ** 2 + (y[:, None] * height) ** 2) / (0.25 * (width**2 + height**2))
+    return (1.0 + k * r2) ** -2.0
+
+
+def _apply_vignetting(image, params: VignettingParams):
+    falloff = vignetting_falloff(image.shape[0], image.shape[1], params).astype(np.float32)
+    return per_plane(image, lambda plane: linear_to_srgb(srgb_to_linear(plane) * falloff))
+
+
+register("vignetting", "lens vignetting: exposure falls off towards the corners (linear light)", VignettingConfig,
+         VignettingParams, _sample_vignetting, _apply_vignetting)
+
+
+# ----------------------------------------------------------------------------- film_negative
+
+
+@dataclass(frozen=True)
+class FilmNegativeConfig:
+    """Defaults: development from Kodak Tri-X 400's datasheet curves (gamma 0.59-0.92 over 6-11
+    min, fog 0.31-0.38, computed from the digitized curves), widened for older emulsions."""
+
+    exposure_stops_range: tuple = (-1.5, 1.5)  # error of the camera exposure, stops
+    gamma_range: tuple = (0.55, 0.95)
+    fog_range: tuple = (0.1, 0.4)
+    d_max_range: tuple = (2.2, 3.0)
+    toe_range: tuple = (0.2, 0.5)  # half-width of the toe, log10 exposure
+    shoulder_range: tuple = (0.2, 0.6)
+
+    def __post_init__(self):
+        for name in ("exposure_stops_range", "gamma_range", "fog_range", "d_max_range", "toe_range", "shoulder_range"):
+            check_range("film_negative", name, getattr(self, name), low=None if name == "exposure_stops_range" else 0.0)
+        if self.gamma_range[0] <= 0 or self.toe_range[0] <= 0 or self.shoulder_range[0] <= 0:
+            raise ValueError("film_negative: gamma, toe and shoulder must be > 0")
+
+
+@dataclass(frozen=True)
+class FilmNegativeParams:
+    exposure_stops: float
+    gamma: float
+    fog: float
+    d_max: float
+    toe: float
+    shoulder: float
+
+
+def _sample_negative(rng, config, image_shape, ctx):
+    return FilmNegativeParams(*(uniform(rng, getattr(config, n)) for n in
+                                ("exposure_stops_range", "gamma_range", "fog_range", "d_max_range", "toe_range", "shoulder_range")))
+
+
+def negative_log_exposure(linear: np.ndarray, exposure_stops: float) -> np.ndarray:
+    """log10 exposure relative to the inertia point: a normally exposed middle gray (linear 0.18)
+    sits 1.0 above it (about ISO's speed point + 10x), so scene black falls into the toe."""
+    offset = np.float32(1.0 + exposure_stops * LOG2 - math.log10(MIDDLE_GRAY))
+    return np.log(np.maximum(linear, np.float32(1e-5))) * np.float32(1 / math.log(10.0)) + offset
+
+
+def _apply_negative(image, params: FilmNegativeParams):
+    def develop(plane):
+        d = characteristic_curve(negative_log_exposure(srgb_to_linear(plane), params.exposure_stops), params.gamma,
+                                 params.fog, params.d_max, params.toe, params.shoulder)
+        return power_of_ten(-d)
+    return per_plane(image, develop)
+
+
+register("film_negative", "develop: latent image -> negative transmittance through the H&D curve (fog, toe, gamma, shoulder)",
+         FilmNegativeConfig, FilmNegativeParams, _sample_negative, _apply_negative)
+
+
+# ----------------------------------------------------------------------------- uneven_development
+
+
+@dataclass(frozen=True)
+class UnevenDevelopmentConfig:
+    amplitude_range: tuple = (0.03, 0.15)  # relative density variation
+    cells_range: tuple = (2, 6)  # low-frequency grid cells across the image
+
+    def __post_init__(self):
+        check_range("uneven_development", "amplitude_range", self.amplitude_range, low=0.0)
+        check_range("uneven_development", "cells_range", self.cells_range, low=1)
+
+
+@dataclass(frozen=True)
+class UnevenDevelopmentParams:
+    amplitude: float
+    cells: int
+    seed: int
+
+
+def _sample_uneven(rng, config, image_shape, ctx):
+    return UnevenDevelopmentParams(uniform(rng, config.amplitude_range),
+                                   int(rng.integers(int(config.cells_range[0]), int(config.cells_range[1]) + 1)), draw_seed(rng))
+
+
+def _apply_uneven(image, params: UnevenDevelopmentParams):
+    h, w = image.shape[:2]
+    coarse = np.random.default_rng(params.seed).standard_normal((params.cells + 1, params.cells + 1)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).reshape(h, w)
+    factor = 1.0 + params.amplitude * np.clip(field, -2.5, 2.5)
+    return per_plane(image, lambda plane: power_of_ten(-_density(plane) * factor))
+
+
+register("uneven_development", "uneven development: smooth random density variation on the negative",
+         UnevenDevelopmentConfig, UnevenDevelopmentParams, _sample_uneven, _apply_uneven)
+
+
+# ----------------------------------------------------------------------------- film_grain
+
+# Selwyn's law ties RMS granularity to grain size: a Boolean layer of opaque cells of area a,
+# covering a fraction c, seen through an aperture of area A has transmittance variance
+# c (1 - c) a / A. The datasheet figure is sigma_D x 1000 at D = 1 (c = 0.9) in a 48 um aperture;
+# sigma_T = T ln10 sigma_D, so a = (0.1 ln10 sigma_D)^2 A / 0.09.
+_APERTURE_UM2 = math.pi * 24.0**2
+
+
+def grain_cell_um(rms_granularity: float) -> float:
+    """Side (um) of the opaque grain cells that give RMS granularity ``rms_granularity``."""
+    sigma_t = 0.1 * math.log(10.0) * rms_granularity / 1000.0
+    return math.sqrt(sigma_t**2 * _APERTURE_UM2 / 0.09)
+
+
+@dataclass(frozen=True)
+class FilmGrainConfig:
+    """pixel_um_range: how much negative one pixel spans (log-uniform): 5 um is a fine scan of a
+    small negative, 40 um a whole frame at a few hundred pixels. rms_range: the granularity drawn
+    when no emulsion is chosen (Pan F 5 to Tri-X 17). aperture_sigma_range: the enlarger / scan
+    blur over the grain, pixels (Newson et al. 2017 filter the Boolean layer the same way)."""
+
+    pixel_um_range: tuple = (5.0, 40.0)
+    rms_range: tuple = (5.0, 17.0)
+    aperture_sigma_range: tuple = (0.3, 0.7)
+
+    def __post_init__(self):
+        check_range("film_grain", "pixel_um_range", self.pixel_um_range, low=0.1)
+        check_range("film_grain", "rms_range", self.rms_range, low=0.1)
+        check_range("film_grain", "aperture_sigma_range", self.aperture_sigma_range, low=0.0)
+
+
+@dataclass(frozen=True)
+class FilmGrainParams:
+    rms_granularity: float
+    pixel_um: float
+    aperture_sigma: float  # pixels
+    seed: int
+
+
+def _sample_grain(rng, config, image_shape, ctx):
+    emulsion = _film_choice(ctx, "emulsion")
+    rms = float(EMULSIONS[emulsion].rms_granularity) if emulsion else uniform(rng, config.rms_range)
+    lo, hi = config.pixel_um_range
+    pixel_um = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return FilmGrainParams(rms, pixel_um, uniform(rng, config.aperture_sigma_range), draw_seed(rng))
+
+
+# Above this many cells per pixel the binomial count is drawn by its normal limit (same mean and
+# variance; the skew left out is below 1/sqrt(64 c (1 - c)) of a standard deviation).
+BINOMIAL_CELLS = 64
+
+
+def grain_cells_per_pixel(params: FilmGrainParams) -> float:
+    return (params.pixel_um / grain_cell_um(params.rms_granularity)) ** 2
+
+
+def _apply_grain(image, params: FilmGrainParams):
+    rng = np.random.default_rng(params.seed)
+    cells = grain_cells_per_pixel(params)
+
+    def grain(plane):
+        coverage = np.clip(1.0 - plane, 0.0, 1.0).astype(np.float32)  # developed silver fraction
+        h, w = plane.shape
+        if cells >= BINOMIAL_CELLS:  # many cells per pixel: the binomial count, by its normal limit
+            spread = np.sqrt(coverage * (1.0 - coverage) * np.float32(1.0 / round(cells)))
+            developed = coverage + spread * standard_normal_field(rng, (h, w))
+        elif cells >= 1.0:  # a few cells per pixel: their count is binomial
+            n = int(round(cells))
+            developed = rng.binomial(n, coverage.astype(np.float64)) / n
+        else:  # cells larger than a pixel: a Bernoulli lattice, each cell several pixels
+            step = 1.0 / math.sqrt(cells)
+            gh, gw = max(1, int(math.ceil(h / step))), max(1, int(math.ceil(w / step)))
+            lattice_coverage = cv2.resize(coverage, (gw, gh), interpolation=cv2.INTER_AREA).reshape(gh, gw)
+            lattice = (rng.random((gh, gw)) < lattice_coverage).astype(np.float32)
+            developed = cv2.resize(lattice, (w, h), interpolation=cv2.INTER_NEAREST).reshape(h, w)
+        developed = np.ascontiguousarray(developed, dtype=np.float32)
+        if params.aperture_sigma > 0:
+            developed = cv2.GaussianBlur(developed, (0, 0), params.aperture_sigma, borderType=cv2.BORDER_REFLECT_101)
+        return np.maximum(1.0 - developed, np.float32(MIN_TRANSMITTANCE))
+    return per_plane(image, grain)
+
+
+register("film_grain", "silver grain on the negative: a Boolean layer of grain cells sized by the film's RMS granularity",
+         FilmGrainConfig, FilmGrainParams, _sample_grain, _apply_grain)
+
+
+# ----------------------------------------------------------------------------- paper_print
+
+# ISO 6846 log-exposure ranges of grades 0-5 (midpoints of 140-170, 120-140, 100-120, 80-100,
+# 65-80, 50-65, in log10 units).
+PAPER_GRADE_RANGES = (1.55, 1.30, 1.10, 0.90, 0.72, 0.57)
+PAPER_BASE_DENSITY = 0.05
+
+
+@dataclass(frozen=True)
+class PaperPrintConfig:
+    grade_probs: tuple = (0.05, 0.15, 0.3, 0.3, 0.15, 0.05)  # grades 0..5
+    exposure_stops_range: tuple = (-0.5, 0.5)  # printing exposure error, stops
+    d_max_range: tuple = (1.6, 2.1)  # matte to glossy paper
+
+    def __post_init__(self):
+        check_probs("paper_print", "grade_probs", self.grade_probs, len(PAPER_GRADE_RANGES))
+        check_range("paper_print", "exposure_stops_range", self.exposure_stops_range)
+        check_range("paper_print", "d_max_range", self.d_max_range, low=0.5)
+
+
+@dataclass(frozen=True)
+class PaperPrintParams:
+    grade: int
+    exposure_stops: float
+    d_max: float
+
+
+def _sample_print(rng, config, image_shape, ctx):
+    u, total, grade = rng.random(), 0.0, len(config.grade_probs) - 1
+    for g, p in enumerate(config.grade_probs):
+        total += p
+        if u < total:
+            grade = g
+            break
+    return PaperPrintParams(grade, uniform(rng, config.exposure_stops_range), uniform(rng, config.d_max_range))
+
+
+def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) -> np.ndarray:
+    """Paper density for a negative. The printer exposes for the highlights: the densest part of
+    the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
+    white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
+    t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
+    densest = float(np.percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5))
+    log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
+    span = PAPER_GRADE_RANGES[params.grade]
+    gamma = 0.9 * (params.d_max - PAPER_BASE_DENSITY) / span
+    return characteristic_curve(log_exposure, gamma, PAPER_BASE_DENSITY, params.d_max, 0.15 * span, 0.15 * span)
+
+
+def _apply_print(image, params: PaperPrintParams):
+    if not 0 <= params.grade < len(PAPER_GRADE_RANGES):
+        raise ValueError(f"paper_print.grade: expected 0..{len(PAPER_GRADE_RANGES) - 1}, got {params.grade}")
+    return per_plane(image, lambda plane: linear_to_srgb(power_of_ten(-print_density(plane, params))))
+
+
+register("paper_print", "enlarge the negative onto paper of a contrast grade (exposed for the highlights)",
+         PaperPrintConfig, PaperPrintParams, _sample_print, _apply_print)
+
+
+# ----------------------------------------------------------------------------- toning
+
+@dataclass(frozen=True)
+class Toner:
+    """hue: CIELAB hue angle, degrees; chroma: the largest C*ab it reaches; where: which tones
+    take the colour (lightness L* in [0, 1] -> weight), as the chemistry converts silver."""
+
+    hue: float
+    chroma: float
+    where: str
+
+
+# Empirical tints (little is published; cyanotype near hue 259 deg, sepia a warm brown).
+TONERS = {
+    "none": Toner(0.0, 0.0, "all"),
+    "sepia": Toner(70.0, 24.0, "mid_high"),  # bleach and sulphide: warm brown, strongest in mid-tones
+    "selenium": Toner(20.0, 8.0, "low"),  # purple-brown in the shadows, highlights stay neutral
+    "gold": Toner(265.0, 7.0, "low"),  # blue-black
+    "cyanotype": Toner(259.0, 38.0, "all"),  # Prussian blue, not silver: the whole scale is blue
+    "red_brown": Toner(40.0, 30.0, "mid_high"),  # copper toner
+}
+_WHERE = {
+    "all": lambda l: np.sin(np.pi * l) ** 0.5,
+    "mid_high": lambda l: np.sin(np.pi * l) * (0.4 + 0.6 * l),
+    "low": lambda l: np.sin(np.pi * l) * (1.0 - l),
+}
+
+
+@dataclass(frozen=True)
+class ToningConfig:
+    toners: tuple = ("sepia", "selenium", "gold", "cyanotype", "red_brown")  # drawn when the task chose none
+    strength_range: tuple = (0.5, 1.0)
+    hue_jitter: float = 6.0  # degrees
+
+    def __post_init__(self):
+        unknown = [t for t in self.toners if t not in TONERS]
+        if not self.toners or unknown:
+            raise ValueError(f"toning.toners: expected names from {', '.join(TONERS)}, got {self.toners}")
+        check_range("toning", "strength_range", self.strength_range, low=0.0)
+
+
+@dataclass(frozen=True)
+class ToningParams:
+    toner: str
+    strength: float
+    hue: float  # CIELAB hue angle of the toned print, degrees
+
+
+def _sample_toning(rng, config: ToningConfig, image_shape, ctx):
+    toner = _film_choice(ctx, "toner") or config.toners[int(rng.integers(len(config.toners)))]
+    jitter = uniform(rng, (-config.hue_jitter, config.hue_jitter))
+    strength = uniform(rng, config.strength_range)
+    if toner == "none":
+        return ToningParams("none", 0.0, 0.0)
+    return ToningParams(toner, strength, (TONERS[toner].hue + jitter) % 360.0)
+
+
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+_XYZ_TO_LINEAR_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560],
+                                [0.0556434, -0.2040259, 1.0572252]])
+
+
+def _lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) -> sRGB, float64, exact formulas (not clipped)."""
+    fy = (lab[:, 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], axis=1)
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _D65_WHITE
+    linear = xyz @ _XYZ_TO_LINEAR_SRGB.T
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def _gray_lightness(gray: np.ndarray) -> np.ndarray:
+    y = srgb_to_linear(gray).astype(np.float64)
+    return np.where(y > (6 / 29) ** 3, 116.0 * np.cbrt(y) - 16.0, y * (29 / 3) ** 3)
+
+
+@functools.lru_cache(maxsize=64)
+def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
+    """(256, 3) float32: the toned sRGB colour of each 8-bit gray level. Lightness is
+    kept, the chroma follows the toner's profile and is cut to what sRGB holds at that L* and
+    hue (bisection), so nothing clips and every level has the one hue."""
+    lightness = _gray_lightness(np.linspace(0.0, 1.0, 256, dtype=np.float32))
+    spec = TONERS[toner]
+    wanted = strength * spec.chroma * _WHERE[spec.where](lightness / 100.0)
+    cos_h, sin_h = math.cos(math.radians(hue)), math.sin(math.radians(hue))
+
+    def in_gamut(chroma):
+        rgb = _lab_to_srgb(np.stack([lightness, chroma * cos_h, chroma * sin_h], axis=1))
+        return np.all((rgb >= 0.002) & (rgb <= 0.998), axis=1) | (chroma == 0)
+    lo, hi = np.zeros_like(wanted), wanted.copy()
+    ok = in_gamut(hi)
+    for _ in range(10):
+        mid = 0.5 * (lo + hi)
+        inside = in_gamut(mid)
+        lo = np.where(inside, mid, lo)
+        hi = np.where(inside, hi, mid)
+    chroma = np.where(ok, wanted, lo)
+    rgb = _lab_to_srgb(np.stack([lightness, chroma * cos_h, chroma * sin_h], axis=1))
+    rgb[0], rgb[-1] = 0.0, 1.0  # black stays black, paper white stays white
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
+
+
+def _apply_toning(image, params: ToningParams):
+    if params.toner not in TONERS:
+        raise ValueError(f"toning.toner: expected one of {', '.join(TONERS)}, got {params.toner!r}")
+    if params.toner == "none" or params.strength <= 0:
+        return image.copy()
+    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
+        luminance = image[..., 0]
+    else:
+        luminance = linear_to_srgb(srgb_to_linear(image) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
+    index = np.rint(np.clip(luminance, 0.0, 1.0) * 255).astype(np.intp)
+    return np.ascontiguousarray(toning_lut(params.toner, params.strength, params.hue)[index])
+
+
+register("toning", "toner: each gray level -> one colour of the toner's hue (a gradient, never clipping)", ToningConfig,
+         ToningParams, _sample_toning, _apply_toning)
+
+
+# ----------------------------------------------------------------------------- fading
+
+
+@dataclass(frozen=True)
+class FadingConfig:
+    amount_range: tuple = (0.05, 0.5)  # fraction of the print's density lost
+
+    def __post_init__(self):
+        check_range("fading", "amount_range", self.amount_range, low=0.0)
+        if self.amount_range[1] >= 1.0:
+            raise ValueError("fading.amount_range: must stay below 1 (1 = a blank sheet)")
+
+
+@dataclass(frozen=True)
+class FadingParams:
+    amount: float
+
+
+def _sample_fading(rng, config, image_shape, ctx):
+    return FadingParams(uniform(rng, config.amount_range))
+
+
+def _apply_fading(image, params: FadingParams):
+    """Silver lost from the print: every density shrinks by the same factor, so blacks lift to
+    10^-(1 - amount) D_max and contrast drops; per channel, which keeps a toned print's hue."""
+    density = _density(srgb_to_linear(image))
+    return clip_unit(linear_to_srgb(power_of_ten(-density * np.float32(1.0 - params.amount))))
+
+
+register("fading", "faded print: densities shrink (blacks lift, contrast drops)", FadingConfig, FadingParams,
+         _sample_fading, _apply_fading)
+
+
+# ----------------------------------------------------------------------------- base_yellowing
+
+# Aged paper base reflects less blue, then less green (an empirical yellow-brown; hue ~80 deg).
+_YELLOWING_LOSS = np.array([0.0, 0.35, 1.0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class BaseYellowingConfig:
+    strength_range: tuple = (0.03, 0.3)  # blue reflectance lost by the base
+
+    def __post_init__(self):
+        check_range("base_yellowing", "strength_range", self.strength_range, low=0.0)
+        if self.strength_range[1] > 0.9:
+            raise ValueError("base_yellowing.strength_range: at most 0.9")
+
+
+@dataclass(frozen=True)
+class BaseYellowingParams:
+    strength: float
+
+
+def _sample_yellowing(rng, config, image_shape, ctx):
+    return BaseYellowingParams(uniform(rng, config.strength_range))
+
+
+def _apply_yellowing(image, params: BaseYellowingParams):
+    base = 1.0 - np.float32(params.strength) * _YELLOWING_LOSS
+    return clip_unit(linear_to_srgb(srgb_to_linear(image) * base))
+
+
+register("base_yellowing", "yellowed paper base: linear reflectance times a yellow-brown base colour",
+         BaseYellowingConfig, BaseYellowingParams, _sample_yellowing, _apply_yellowing)
