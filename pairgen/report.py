@@ -143,6 +143,7 @@ class _Layout:
     """The gallery's columns (picture fields: inputs, targets, aux) and their views."""
 
     columns: tuple
+    fields: tuple  # every field the card lists, records too: a sample without one is damaged
     views: dict
     page_size: int
     samples: int
@@ -169,7 +170,7 @@ def write_report(folder: str, out: str, page_size: int = DEFAULT_PAGE_SIZE, prog
     fields = card.get("fields", {})
     columns = tuple(n for role in ("input", "target", "aux") for n, f in fields.items() if f.get("role") == role)
     rows = card.get("shards", [])
-    layout = _Layout(columns, field_views(card), page_size, sum(int(r.get("samples", 0)) for r in rows))
+    layout = _Layout(columns, tuple(fields), field_views(card), page_size, sum(int(r.get("samples", 0)) for r in rows))
     fingerprint = {"report_format": REPORT_FORMAT, "pairgen_version": __version__, "page_size": page_size,
                    "thumb_box": THUMB_BOX, "card_sha256": _sha256(json.dumps(card, sort_keys=True).encode())}
     note = _prepare_out(folder, out, fingerprint)
@@ -297,7 +298,7 @@ def _write_pages(out: str, layout: _Layout, shards: list, done: set, progress: b
             continue
         shards_read += 1
         name = os.path.basename(path)
-        seen = 0
+        seen, broken = 0, False
         try:
             for key, sample in iter_samples(path):
                 if seen >= count:
@@ -309,6 +310,9 @@ def _write_pages(out: str, layout: _Layout, shards: list, done: set, progress: b
                 page = layout.page_of(index)
                 if page in done:
                     continue
+                absent = [f for f in layout.fields if f not in sample]
+                if absent:
+                    page_problems[page].append(f"{name} key {key}: lacks {', '.join(absent)}")
                 try:
                     entry = _sample_entry(out, layout, index, key, name, sample)
                 except (ValueError, OSError) as exc:
@@ -320,12 +324,15 @@ def _write_pages(out: str, layout: _Layout, shards: list, done: set, progress: b
         except Exception as exc:  # noqa: BLE001 - a damaged shard of any kind is reported, not fatal
             reason = f"{name}: unreadable after {seen} of {count} samples ({type(exc).__name__}: {exc})"
             page_problems[layout.page_of(offset + min(seen, count - 1))].append(reason)
+            broken = True
+        if seen < count and not broken:
+            page_problems[layout.page_of(offset + seen)].append(f"{name}: gave {seen} of the {count} samples dataset.json lists")
         for index in range(offset + seen, offset + count):  # samples the shard did not give
             page = layout.page_of(index)
             if page in done:
                 continue
-            if not page_problems[page]:
-                page_problems[page].append(f"{name}: gave {seen} of the {count} samples dataset.json lists")
+            if not page_problems[page]:  # the page is unfinished, whichever page the message went to
+                page_problems[page].append(f"{name}: samples {offset + seen}..{offset + count - 1} are missing")
             pending[page].append({"i": index, "key": None, "shard": name, "missing": "not readable from its shard"})
             bar.update()
             finish(index)
@@ -428,28 +435,29 @@ def _overlay(base: np.ndarray, picture: np.ndarray, tint) -> np.ndarray:
     return np.rint(base * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
-def _fit(image: np.ndarray, box: int) -> np.ndarray:
-    """image fitted into a box x box cell, centred: nearest up (pixels stay visible blocks, an LR
-    beside its HR shows at the HR's size), area down (no aliasing)."""
+def _fit_into(cell: np.ndarray, image: np.ndarray) -> None:
+    """image fitted into the square ``cell`` and centred: nearest up (pixels stay visible blocks,
+    an LR beside its HR shows at the HR's size), area down (no aliasing)."""
+    box = cell.shape[0]
     h, w = image.shape[:2]
     scale = min(box / h, box / w)
     size = (min(box, max(1, round(w * scale))), min(box, max(1, round(h * scale))))
     if size != (w, h):
         image = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA)
-    cell = np.empty((box, box, 3), np.uint8)
-    cell[:] = _LETTERBOX
+    if size != (box, box):
+        cell[:] = _LETTERBOX
     y, x = (box - size[1]) // 2, (box - size[0]) // 2
     cell[y:y + size[1], x:x + size[0]] = image
-    return cell
 
 
 def _strips(cells: list) -> tuple[np.ndarray, np.ndarray, list]:
     """(thumbnail strip of box-sized cells, full-resolution strip, x offset of each full cell)."""
+    thumb = np.empty((THUMB_BOX, THUMB_BOX * max(1, len(cells)), 3), np.uint8)
     if not cells:
-        empty = np.empty((THUMB_BOX, THUMB_BOX, 3), np.uint8)
-        empty[:] = _LETTERBOX
-        return empty, empty[:1, :1], []
-    thumb = np.concatenate([_fit(c, THUMB_BOX) for c in cells], axis=1)
+        thumb[:] = _LETTERBOX
+        return thumb, thumb[:1, :1], []
+    for k, cell in enumerate(cells):
+        _fit_into(thumb[:, k * THUMB_BOX:(k + 1) * THUMB_BOX], cell)
     height = max(c.shape[0] for c in cells)
     offsets = np.cumsum([0] + [c.shape[1] for c in cells]).tolist()
     full = np.zeros((height, offsets[-1], 3), np.uint8)

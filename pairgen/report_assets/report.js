@@ -63,7 +63,13 @@
     state.size = Math.min(256, Math.max(96, parseInt(h.get("size") || "160", 10) || 160));
     state.overlay = h.get("overlay") !== "0";
     state.keypoints = h.get("kp") !== "0";
-    try { state.filters = JSON.parse(h.get("f") || "[]").filter((f) => R.params[f.p]); } catch (e) { state.filters = []; }
+    try { state.filters = JSON.parse(h.get("f") || "[]").filter(validFilter); } catch (e) { state.filters = []; }
+  }
+  function validFilter(f) {  // a hand-edited or stale URL must not break the page
+    const p = f && R.params[f.p], num = (v) => v === null || typeof v === "number";
+    if (!p) return false;
+    if (p.kind === "text") return Array.isArray(f.cats) && f.cats.every((c) => Number.isInteger(c));
+    return num(f.min) && num(f.max) && (f.min !== null || f.max !== null);
   }
   function writeHash() {
     const h = new URLSearchParams();
@@ -247,7 +253,8 @@
   }
   function paramsNode(entry) {
     const hits = new Set(state.filters.map((f) => R.params[f.p].name));
-    return el("div", { class: "params" }, Object.entries(entry.params).map(([k, v]) =>
+    const ordered = Object.entries(entry.params).sort(([a], [b]) => hits.has(b) - hits.has(a));  // filtered first
+    return el("div", { class: "params" }, ordered.map(([k, v]) =>
       el("div", { class: hits.has(k) ? "hit" : null, title: k + " = " + v }, el("span", {}, k), el("span", {}, fmt(v)))));
   }
   function sampleRow(entry) {
@@ -446,8 +453,8 @@
     });
     chart.append(svg("line", { x1: 0, x2: W, y1: H + 0.5, y2: H + 0.5, stroke: "#555" }));
     const label = (x, text, anchor) => { const t = svg("text", { x, y: H + 12, "text-anchor": anchor }); t.textContent = text; chart.append(t); };
-    if (n) { label(0, fmt(p.edges[0]), "start"); label(W, fmt(p.edges[n]), "end"); }
-    const peak = svg("text", { x: 2, y: 9 }); peak.textContent = "max " + top; chart.append(peak);
+    if (n) { label(0, fmt(p.min), "start"); label(W, fmt(p.max), "end"); }
+    const peak = svg("text", { x: W - 2, y: 9, "text-anchor": "end" }); peak.textContent = top + " per bin at most"; chart.append(peak);
     card.append(chart);
     return card;
   }
@@ -474,7 +481,7 @@
     node.append(el("div", { class: "cgrid" },
       box("Dataset", "", kvTable({ folder: R.dataset, task: c.task, recipe: c.recipe_name, seed: c.seed, format: c.format,
         "pairgen version": c.pairgen_version, "trainer kind": c.train_kind ?? "", replayable: c.replayable ?? "", ...(c.counts || {}) })),
-      box("Fields", "", el("table", { class: "kv" }, el("tr", {}, ["field", "role", "dtype", "shape", "view", "meaning"].map((h) => el("th", {}, h))),
+      box("Fields", "wide", el("table", { class: "kv" }, el("tr", { class: "headrow" }, ["field", "role", "dtype", "shape", "view", "meaning"].map((h) => el("th", {}, h))),
         R.columns.concat(Object.entries(R.meta_fields).map(([f, m]) => ({ field: f, ...m }))).map((f) =>
           el("tr", {}, el("td", {}, el("code", {}, f.field)), el("td", {}, f.role), el("td", {}, f.dtype), el("td", {}, shape(f.shape)),
             el("td", {}, f.view || ""), el("td", {}, f.meaning || ""))))),
@@ -499,4 +506,11 @@
   document.documentElement.style.setProperty("--tile", state.size + "px");
   showTab();
   refresh();
+  window.addEventListener("hashchange", () => {  // a link or a hand-edited URL (our own writes do not fire this)
+    readHash();
+    $("#size").value = state.size; $("#overlay").checked = state.overlay; $("#keypoints").checked = state.keypoints;
+    document.documentElement.style.setProperty("--tile", state.size + "px");
+    showTab(); refresh();
+    if ($("#params").childElementCount) renderParams();
+  });
 })();
