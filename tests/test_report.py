@@ -436,3 +436,15 @@ def test_edges_report_in_chromium(browser, edges, tmp_path):
     state = zoomed(browser)
     assert state["field"] == "edges.png" and state["natural"][1] == 64
     assert console_errors(browser) == []
+
+
+def test_hdf5_shards_give_the_same_pages(superres, tmp_path):
+    h5 = tmp_path / "h5"
+    build("superres", out=str(h5), limit=20, shard_size=6, workers=1, progress=False, crop=64, crops_per_image=2, format="hdf5")
+    write_report(str(superres), str(tmp_path / "a"), page_size=PAGE)
+    write_report(str(h5), str(tmp_path / "b"), page_size=PAGE)
+    for page in (1, 2, 3):
+        a, b = page_data(tmp_path / "a", page)["samples"], page_data(tmp_path / "b", page)["samples"]
+        assert [(e["key"], e["params"], e["tiles"]) for e in a] == [(e["key"], e["params"], e["tiles"]) for e in b]
+        for x, y in zip(a, b):
+            assert np.array_equal(image(tmp_path / "a" / x["full"]), image(tmp_path / "b" / y["full"]))

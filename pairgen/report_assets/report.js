@@ -366,7 +366,12 @@
     const levels = [["fit", null], ["1:1", 1], ["2\u00d7", 2], ["4\u00d7", 4], ["8\u00d7", 8], ["16\u00d7", 16]];
     $("#zlevels").replaceChildren(...levels.map(([name, z]) => el("button", { type: "button", "data-level": name,
       onclick: () => { if (z === null) { fit(); drawZoom(); } else setLevel(z); } }, name)));
-    $("#zlevel").textContent = (s >= 1 ? fmt(s) + " screen px / px" : "1 : " + fmt(1 / s));
+    $("#zlevel").textContent = fmt(zoom.z) + "\u00d7" + (s !== zoom.z ? " (" + t.field + " pixels \u00d7" + fmt(s) + ")" : "");
+    const toggles = [];
+    if (t.overlay_cell) toggles.push(["overlay", "laid over " + t.over, "overlay"]);
+    if (entry.keypoints[t.field]) toggles.push(["keypoints", "keypoints", "keypoints"]);
+    $("#ztoggles").replaceChildren(...toggles.map(([key, label, box]) => el("button", { type: "button", class: state[key] ? "on" : null,
+      onclick: () => { state[key] = !state[key]; $("#" + box).checked = state[key]; writeHash(); renderGallery(); drawZoom(); } }, label)));
     const at = shown.findIndex((e) => e.i === entry.i);
     $("#zprev").disabled = at <= 0; $("#znext").disabled = at < 0 || at >= shown.length - 1;
     const column = R.columns.find((c) => c.field === t.field) || {};
