@@ -63,7 +63,7 @@ def _flow_note(value) -> str:
     flow = np.asarray(value, dtype=np.float64)
     magnitude = np.hypot(flow[..., 0], flow[..., 1])
     magnitude = magnitude[np.isfinite(magnitude) & (magnitude <= UNKNOWN_FLOW_THRESHOLD)]
-    return f"max |flow| {magnitude.max():.3g} px (saturated)" if magnitude.size else "no valid flow"
+    return f"max |flow| {magnitude.max():.3g} px" if magnitude.size else "no valid flow"
 
 
 def _depth_note(value) -> str:
@@ -597,34 +597,51 @@ def _number_text(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else format(value, ".6g")
 
 
+def _code_text(code: int) -> str:
+    return "null" if code < 0 else str(code)
+
+
+def _value_text(value: float) -> str:
+    return _number_text(value) if math.isfinite(value) else "null"
+
+
+COLUMN_CHUNK = 8192  # values formatted at a time: a column file is streamed, never one big string
+
+
 def _write_column(out: str, samples: int, number: int, name: str, spool: _Spool) -> dict:
     rows = spool.load()
     file = f"data/columns/c{number:04d}.js"
     info = {"name": name, "column": file, "index": number, "n": int(len(rows)), "missing": samples - int(len(rows))}
-    if rows["text"].any():  # text (or a mix): categories, numbers among them as their text
-        labels = {code: label for label, code in spool.categories.items()}
-        text = [labels[int(r["value"])] if r["text"] else _number_text(r["value"]) for r in rows]
-        counts: dict[str, int] = defaultdict(int)
-        for label in text:
-            counts[label] += 1
-        ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    if rows["text"].any():  # text (or a mix): categories; numbers among them count by their text
+        labels = rows["value"].astype(np.int64)
+        for k in np.flatnonzero(rows["text"] == 0):
+            labels[k] = spool.categories.setdefault(_number_text(rows["value"][k]), len(spool.categories))
+        names = sorted(spool.categories, key=spool.categories.get)
+        counts = np.bincount(labels, minlength=len(names))
+        ranked = sorted(range(len(names)), key=lambda c: (-counts[c], names[c]))
         kept = ranked[:MAX_CATEGORIES]
+        new_code = np.full(len(names), len(kept), np.int64)  # beyond the kept ones: "(other)"
+        new_code[kept] = np.arange(len(kept))
+        categories, tallies = [names[c] for c in kept], [int(counts[c]) for c in kept]
         if len(ranked) > MAX_CATEGORIES:
-            kept.append("(other)")
-        code_of = {label: k for k, label in enumerate(kept)}
-        codes = np.full(samples, -1, np.int64)
-        codes[rows["index"]] = [code_of.get(label, len(kept) - 1) for label in text]
-        info.update(kind="text", categories=kept,
-                    counts=[counts[c] for c in kept[:MAX_CATEGORIES]] + ([sum(counts[c] for c in ranked[MAX_CATEGORIES:])]
-                                                                       if len(ranked) > MAX_CATEGORIES else []))
-        body = ",".join("null" if c < 0 else str(c) for c in codes)
+            categories.append("(other)")
+            tallies.append(int(counts[ranked[MAX_CATEGORIES:]].sum()))
+        column = np.full(samples, -1, np.int64)
+        column[rows["index"]] = new_code[labels]
+        info.update(kind="text", categories=categories, counts=tallies)
+        text_of = _code_text
     else:
-        values = np.full(samples, np.nan)
-        values[rows["index"]] = rows["value"]
-        finite = rows["value"][np.isfinite(rows["value"])]
-        info.update(kind="number", **_histogram(finite))
-        body = ",".join("null" if not math.isfinite(v) else _number_text(v) for v in values.tolist())
-    _write_atomic(os.path.join(out, file), f"pairgenColumn({number},[{body}]);\n".encode())
+        column = np.full(samples, np.nan)
+        column[rows["index"]] = rows["value"]
+        info.update(kind="number", **_histogram(rows["value"][np.isfinite(rows["value"])]))
+        text_of = _value_text
+    path = os.path.join(out, file)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(f"pairgenColumn({number},[")
+        for start in range(0, samples, COLUMN_CHUNK):
+            handle.write(("," if start else "") + ",".join(map(text_of, column[start:start + COLUMN_CHUNK].tolist())))
+        handle.write("]);\n")
+    os.replace(path + ".tmp", path)
     return info
 
 
