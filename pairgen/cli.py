@@ -244,13 +244,25 @@ def list_recipes():
 @click.option("--samples", "n_samples", default=8, show_default=True, type=int, callback=_positive, help="Samples in the contact sheet.")
 @click.option("--preview-dir", type=click.Path(file_okay=False),
               help="Write the previews here (default: FOLDER/preview/, or a cache folder when FOLDER is read-only).")
-def inspect(folder, n_samples, preview_dir):
-    """Summarise a shard folder and write previews into FOLDER/preview/. Exits 1 when a shard is
-    damaged (named with the last good key; the rest is still read)."""
+@click.option("--html", "html", type=click.Path(file_okay=False),
+              help="Also write a static report site here (open DIR/index.html from disk): gallery, zoom, histograms, filters.")
+@click.option("--page-size", type=int, callback=_positive, help="Samples per page of the --html gallery (default 24).")
+def inspect(folder, n_samples, preview_dir, html, page_size):
+    """Summarise a shard folder and write previews into FOLDER/preview/ (and, with --html, a report
+    site). Exits 1 when a shard is damaged (named with the last good key; the rest is still read)."""
     from .inspection import inspect as run_inspect
 
+    if page_size is not None and html is None:
+        raise UsageError("--page-size sets the pages of the --html report; give --html DIR too")
+    site = None
+    if html is not None:  # first: a folder it refuses is refused before any other work
+        from .report import DEFAULT_PAGE_SIZE, write_report
+
+        site = write_report(folder, html, page_size=page_size or DEFAULT_PAGE_SIZE, progress=sys.stderr.isatty())
     report = run_inspect(folder, n_samples=n_samples, preview_dir=preview_dir)
     click.echo(report.text)
+    if site is not None:
+        click.echo(site.text())
     sys.exit(1 if report.problems else 0)
 
 
