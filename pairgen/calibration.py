@@ -175,7 +175,7 @@ def superres_knobs() -> list[Knob]:
              lambda raw, v: _set_range_end("gaussian_noise", "sigma_range", 0, (1, 30), scaled=True)(raw, v)
              | _set_range_end("poisson_noise", "scale_range", 0, (0.05, 3.0), scaled=True)(raw, v)),
         Knob("noise gray_prob", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), _set_key(("gaussian_noise", "poisson_noise"), "gray_prob")),
-        Knob("blur.sigma_range[1] (x recipe's)", (0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
+        Knob("blur.sigma_range[1] (x recipe's)", (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0),
              _set_range_end("blur", "sigma_range", 1, (0.2, 3.0), scaled=True)),
     ]
 
@@ -280,8 +280,7 @@ def objective(real: list, made: list, spread: dict) -> float:
 @dataclass
 class Fit:
     raw: dict  # the calibrated recipe (plain dicts and lists)
-    settings: dict  # knob name -> fitted value (only knobs that apply)
-    defaults: dict  # knob name -> the recipe's value before fitting (None: the recipe's own ranges)
+    settings: dict  # knob name -> fitted value (knobs left at the recipe's values are absent)
     objective_default: float
     objective_calibrated: float
     evaluations: int
@@ -296,30 +295,41 @@ def plain(value):
     return value
 
 
+def materialize(raw: dict, knobs: list, settings: dict) -> dict | None:
+    """The recipe ``raw`` with every knob in ``settings`` written (in knob order), as plain
+    dicts; None when a combination is invalid (a range's low end above its high end). Factors
+    are always relative to the recipe's own values, never compounded."""
+    out = plain(raw)
+    for knob in knobs:
+        if knob.name in settings and not knob.write(out, settings[knob.name]):
+            return None
+    return out
+
+
 def fit(raw: dict, real: list, simulator: Simulator, knobs: list, passes: int = 2, log=None) -> Fit:
     """Coordinate search: for each knob in turn, every candidate value is tried with the other
     knobs held, the best (lowest objective) kept; ``passes`` rounds. Ties keep the current value,
     so the result is deterministic."""
     spread = spreads(real)
-    current = plain(raw)
-    best = objective(real, simulator.statistics(current), spread)
-    start, evaluations = best, 1
-    settings, defaults = {}, {}
+    base = plain(raw)
+    knobs = [k for k in knobs if k.write(plain(raw), k.values[0]) or k.write(plain(raw), k.values[-1])]  # those that apply
+    best = objective(real, simulator.statistics(base), spread)
+    start, evaluations, settings, current = best, 1, {}, base
     for round_ in range(passes):
         for knob in knobs:
             for value in knob.values:
-                trial = copy.deepcopy(current)
-                if not knob.write(trial, value) or trial == current:
+                if settings.get(knob.name) == value:
+                    continue
+                trial = materialize(raw, knobs, {**settings, knob.name: value})
+                if trial is None or trial == current:
                     continue
                 score = objective(real, simulator.statistics(trial), spread)
                 evaluations += 1
                 if score < best - 1e-9:
-                    best, current = score, trial
-                    defaults.setdefault(knob.name, None)
-                    settings[knob.name] = value
+                    best, current, settings = score, trial, {**settings, knob.name: value}
             if log:
                 log(f"pass {round_ + 1}, {knob.name}: {settings.get(knob.name, 'recipe value')} (distance {best:.3f})")
-    return Fit(current, settings, defaults, start, best, evaluations)
+    return Fit(current, settings, start, best, evaluations)
 
 
 # ----------------------------------------------------------------------------- the command
