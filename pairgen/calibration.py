@@ -159,6 +159,25 @@ def _set_key(op_names: tuple, key: str):
     return write
 
 
+def _set_jpeg_last_weight(raw: dict, value: float) -> bool:
+    """In every top-level one_of of degrade with a branch that ends in a JPEG step (Real-ESRGAN's
+    final stage), give those branches weight ``value`` in all and the others the rest: how often
+    the output is a JPEG as it left the encoder, as a real JPEG file is."""
+    found = False
+    for step in raw.get("degrade") or ():
+        branches = step.get("one_of") if isinstance(step, dict) else None
+        if not branches:
+            continue
+        last = [bool(b.get("steps")) and b["steps"][-1].get("op") == "jpeg" for b in branches]
+        if not any(last) or all(last):
+            continue
+        for branch, ends_in_jpeg in zip(branches, last):
+            share = value / sum(last) if ends_in_jpeg else (1.0 - value) / (len(last) - sum(last))
+            branch["weight"] = round(float(share), 4)
+        found = True
+    return found
+
+
 _QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 _FACTORS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 
@@ -166,6 +185,7 @@ _FACTORS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 def superres_knobs() -> list[Knob]:
     """The settings fitted for superres recipes, in search order."""
     return [
+        Knob("weight of final branches ending in JPEG", (0.0, 0.25, 0.5, 0.75, 1.0), _set_jpeg_last_weight),
         Knob("jpeg.quality_range[1]", _QUALITIES, _set_range_end("jpeg", "quality_range", 1, (30, 95), integer=True)),
         Knob("jpeg.quality_range[0]", _QUALITIES, _set_range_end("jpeg", "quality_range", 0, (30, 95), integer=True)),
         Knob("noise level high (x recipe's)", _FACTORS,
