@@ -47,7 +47,7 @@ def field_views(card: dict) -> dict:
 
 def inspect(folder: str, n_samples: int = 8) -> Report:
     from .encoding import encode_png
-    from .preview import VIEWS, contact_sheet, field_to_rgb, parameter_histograms
+    from .preview import VIEWS, annotate, contact_sheet, field_to_rgb, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -67,6 +67,7 @@ def inspect(folder: str, n_samples: int = 8) -> Report:
         if len(rows) < n_samples:
             images = [(name, field_to_rgb(name, sample[name], views.get(name))) for name in order if name in sample]
             images = [(n, im) for n, im in images if im is not None]
+            images = list(annotate(dict(images), sample, views).items())  # keypoints, boundaries on the image
             if columns is None:
                 columns = [n for n, _ in images]
             rows.append([im for _, im in images])

@@ -247,6 +247,7 @@ def test_every_view_shows_its_kind_of_array():
         "ids": np.arange(30, dtype=np.uint16).reshape(6, 5), "mask": np.zeros((6, 5), np.uint8),
         "occlusion": np.zeros((6, 5), np.uint8), "heatmap": np.zeros((17, 6, 5), np.float32),
         "normals": np.zeros((6, 5, 3), np.float32), "ab": np.zeros((6, 5, 2), np.float32),
+        "classes": np.full((6, 5), 255, np.uint8), "boundary": np.zeros((6, 5), np.uint8),
     }
     assert set(examples) == set(preview.VIEWS)
     for view, value in examples.items():
