@@ -169,6 +169,11 @@ def prepare_data(args: argparse.Namespace) -> RunData:
     baseline_channels = first_in if kind.input_baseline and first_in in (out_channels, 1) else None
 
     height, width = decoded[card.targets[0]].shape[:2]
+    if min(height, width) < 2**args.depth and min(height, width) >= 4:  # e.g. 64 px keypoint heatmaps
+        fitting = int(math.log2(min(height, width)))
+        print(f"note: targets of {height}x{width} px are smaller than a depth-{args.depth} U-Net's {2**args.depth} px; "
+              f"using --depth {fitting}", file=sys.stderr, flush=True)
+        args.depth = fitting
     multiple = 2**args.depth
     crop = round_crop(args.crop, height, width, multiple)
     if crop == 0:

@@ -108,7 +108,7 @@ STYLE_WITHOUT_VGG = (
     "statistics only (Gram matrices of RGB at 1, 1/2 and 1/4 scale) with an L1 content loss: it transfers the "
     "palette, not brush strokes or texture. Give a local torchvision vgg16 .pth (e.g. vgg16-397923af.pth) for "
     "real style transfer.")
-RGB_STYLE_WEIGHT = 1e3  # colour-only Gram loss; --lambda-style (1e5) is scaled for VGG features
+RGB_STYLE_WEIGHT = 100.0  # colour-only Gram loss; --lambda-style (1e5) is scaled for VGG features
 
 
 def _style_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, style_weight=1e5, **_):
@@ -179,7 +179,7 @@ def _linear(baseline_channels, out_channels):
 
 register_kind(Kind("image", _image_loss, _image_metrics, "psnr", _residual_or_tanh, _image_prediction,
                    input_baseline=True))
-register_kind(Kind("style", _style_loss, _style_metrics, "colour_gram", lambda b, c: "tanh", _image_prediction,
+register_kind(Kind("style", _style_loss, _style_metrics, "colour_gram", _residual_or_tanh, _image_prediction,
                    input_baseline=True, without_vgg=STYLE_WITHOUT_VGG))
 register_kind(Kind("flow", _flow_loss, _flow_metrics, "epe", _linear, lambda o: o.transpose(1, 2, 0)))
 register_kind(Kind("depth", _depth_loss, _depth_metrics, "absrel", _linear, lambda o: np.exp(np.clip(o[0], -12, 12))))

@@ -3,7 +3,9 @@
 Nothing pairs them: ``style.png`` is an example of the style, not the stylised content (the card
 says ``"paired": false``). Content photos come from --src (default: the embedded photos that are
 not default styles), style images from --style (a folder, glob, list or tar like --src; default:
-the embedded textures below). Each sample draws its style image uniformly from the styles.
+the embedded immunohistochemistry stain). Each sample draws its style image uniformly from the
+styles; a fast style network (Johnson et al.) learns one style, so give it one style image (or a
+folder of one artist's images); several distinct styles need a style-conditioned model.
 
 Style rule (AdaIN, Huang & Belongie 2017): the style image is resized so its shorter side is
 ``style_side`` px (area when shrinking, bicubic when enlarging), then a random crop of the
@@ -24,15 +26,15 @@ from . import register_task
 from .base import FieldSpec, SkipSample, option
 from .photo import PhotoOptions, PhotoTask
 
-# Embedded photos used as styles when --style is not given (textures, stains, a star field, ...),
-# and therefore left out of the default content photos.
-DEFAULT_STYLES = ("brick", "colorwheel", "gravel", "hubble_deep_field", "immunohistochemistry")
+# The embedded photo used as the style when --style is not given (a fast style network learns one
+# style, as in Johnson et al.), and therefore left out of the default content photos.
+DEFAULT_STYLES = ("immunohistochemistry",)
 
 
 @dataclass(frozen=True)
 class StyleOptions(PhotoOptions):
-    style: str | None = option(str, "Style images: a folder, glob, list or .tar (default: embedded textures: "
-                                    + ", ".join(DEFAULT_STYLES) + ").")
+    style: str | None = option(str, "Style images: a file, folder, glob, list or .tar (default: the embedded "
+                                    + ", ".join(DEFAULT_STYLES) + " photo).")
 
 
 @lru_cache(maxsize=8)  # a worker draws from few styles: decode and resize each once
