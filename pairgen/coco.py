@@ -259,14 +259,14 @@ def _decode_rle(rle: dict) -> np.ndarray:
 
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """An annotation's mask as bool (height, width), by pycocotools' rasterization (polygon
-    parts are united)."""
+    parts are united). Column-major, as pycocotools decodes it (no copy)."""
     from pycocotools import mask as mask_utils
 
     seg = ann["segmentation"]
     if isinstance(seg, list):
         rles = mask_utils.frPyObjects([list(map(float, p)) for p in seg], height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-    return _decode_rle(seg).astype(bool)
+        return mask_utils.decode(mask_utils.merge(rles)).view(bool)
+    return _decode_rle(seg).view(bool)
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:

@@ -30,22 +30,30 @@ IGNORE = 255
 MAX_CLASSES = 254  # 1..254 plus background 0 fit uint8 below the ignore label
 
 
-def label_maps(height: int, width: int, annotations: list[dict], class_of: dict) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Source-resolution (semantic uint8, instance uint16, {instance id: annotation}) by the
-    module's rules."""
+def label_layers(height: int, width: int, annotations: list[dict], class_of: dict):
+    """(top, semantic_of, instance_of, table): ``top`` (uint16 (H, W)) is the topmost layer of
+    each pixel by the module's rules (0 none, crowd layers first, then instances in paint order,
+    larger first); ``semantic_of`` / ``instance_of`` map a layer to its class and instance id
+    (one extra last layer: outside the source, 255 / 0); ``table`` maps instance ids to their
+    annotations. Labels are looked up after warping ``top``: one nearest-neighbour warp, and
+    lookups at the crop's size."""
     masks = [(ann, annotation_mask(ann, height, width)) for ann in annotations]
-    things = sorted(((a, m) for a, m in masks if not a.get("iscrowd", 0)), key=lambda am: (-int(am[1].sum()), am[0]["id"]))
-    semantic = np.zeros((height, width), np.uint8)
-    instance = np.zeros((height, width), np.uint16)
-    for ann, mask in masks:
-        if ann.get("iscrowd", 0):
-            semantic[mask] = IGNORE
-    table = {}
-    for number, (ann, mask) in enumerate(things, start=1):
-        semantic[mask] = class_of[ann["category_id"]]
-        instance[mask] = number
-        table[number] = ann
-    return semantic, instance, table
+    crowd = [(a, m) for a, m in masks if a.get("iscrowd", 0)]
+    things = sorted(((a, m) for a, m in masks if not a.get("iscrowd", 0)),
+                    key=lambda am: (-np.count_nonzero(am[1]), am[0]["id"]))
+    top = np.zeros((height, width), np.uint16, order="F")  # the masks' own (column-major) order: one pass each
+    for rank, (_, mask) in enumerate(crowd + things, start=1):
+        np.copyto(top, rank, where=mask)
+    semantic_of = np.array([0] + [IGNORE] * len(crowd) + [class_of[a["category_id"]] for a, _ in things] + [IGNORE], np.uint8)
+    instance_of = np.array([0] * (1 + len(crowd)) + list(range(1, len(things) + 1)) + [0], np.uint16)
+    table = {number: ann for number, (ann, _) in enumerate(things, start=1)}
+    return np.ascontiguousarray(top), semantic_of, instance_of, table
+
+
+def label_maps(height: int, width: int, annotations: list[dict], class_of: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Source-resolution (semantic uint8, instance uint16, {instance id: annotation})."""
+    top, semantic_of, instance_of, table = label_layers(height, width, annotations, class_of)
+    return semantic_of[top], instance_of[top], table
 
 
 def boundary_band(instance: np.ndarray, band: int) -> np.ndarray:
@@ -94,7 +102,7 @@ class SegmentTask(AnnotatedTask):
 
     # ------------------------------------------------------------------ making
     def prepare(self, image, annotations):
-        return label_maps(image.shape[0], image.shape[1], annotations, self.class_of)
+        return label_layers(image.shape[0], image.shape[1], annotations, self.class_of)
 
     def sample_geometry(self, rng, image, annotations, k, record):
         record["source_annotations"] = annotations
@@ -109,7 +117,7 @@ class SegmentTask(AnnotatedTask):
     @classmethod
     def replay_crop(cls, image, warped, affine, record):
         class_of = {int(c): i for c, i in record["category_to_class"].items()}
-        prepared = label_maps(image.shape[0], image.shape[1], record["source_annotations"], class_of)
+        prepared = label_layers(image.shape[0], image.shape[1], record["source_annotations"], class_of)
         return crop_fields(warped, affine, prepared, dict(record))
 
     # ------------------------------------------------------------------ card
@@ -152,13 +160,13 @@ class SegmentTask(AnnotatedTask):
 
 
 def crop_fields(warped, affine, prepared, record) -> dict:
-    semantic_src, instance_src, table = prepared
-    semantic = warp_labels(semantic_src, affine, IGNORE)
-    instance = warp_labels(instance_src, affine, 0)
+    top, semantic_of, instance_of, table = prepared
+    layers = warp_labels(top, affine, len(semantic_of) - 1)  # outside the source: the last layer
+    semantic, instance = semantic_of[layers], instance_of[layers]
     band = max(1, round(record["boundary_ratio"] * float(np.hypot(affine.width, affine.height))))
     boundary = boundary_band(instance, band)
     class_of = {int(c): i for c, i in record["category_to_class"].items()}
-    present = [int(i) for i in np.unique(instance) if i > 0]
+    present = [int(i) for i in np.flatnonzero(np.bincount(instance.ravel())) if i > 0]  # no sort, unlike np.unique
     record["instances"] = {str(i): {"class": class_of[table[i]["category_id"]], "name": record["classes"][str(class_of[table[i]["category_id"]])],
                                     "annotation_id": table[i]["id"]} for i in present}
     record["boundary_px"] = band
