@@ -92,7 +92,7 @@ def _cache_preview_dir(folder: str) -> str:
 
 
 def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> Report:
-    from .preview import VIEWS, bin_chart, contact_sheet, field_caption, field_to_rgb, mask_overlay, parameter_histograms
+    from .preview import VIEWS, annotate, bin_chart, contact_sheet, field_caption, field_to_rgb, mask_overlay, parameter_histograms
 
     card = read_card(folder)
     fields = card.get("fields", {})
@@ -120,6 +120,7 @@ def inspect(folder: str, n_samples: int = 8, preview_dir: str | None = None) -> 
             images = [(n, mask_overlay(field_to_rgb(overlays[n], sample[overlays[n]], views.get(overlays[n])), sample[n])
                        if n in overlays and overlays[n] in sample else im) for n, im in images]
             images = [(n, im) for n, im in images if im is not None]
+            images = list(annotate(dict(images), sample, views).items())  # keypoints, boundaries on the image
             if columns is None:
                 columns = [n for n, _ in images]
             rows.append([im for _, im in images])

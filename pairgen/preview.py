@@ -367,6 +367,92 @@ def heatmaps_to_color(heatmaps: np.ndarray) -> np.ndarray:
     return np.rint(colors[strongest] * value[..., None]).astype(np.uint8)
 
 
+def _class_palette() -> np.ndarray:
+    """(256, 3) uint8: the PASCAL VOC colour map (each id's bits spread over the high bits of
+    R, G and B), 0 black; 255, the ignore label, white."""
+    ids = np.arange(256)
+    palette = np.zeros((256, 3), np.int64)
+    for shift in range(8):
+        for channel in range(3):
+            palette[:, channel] |= ((ids >> (3 * shift + channel)) & 1) << (7 - shift)
+    palette[255] = 255
+    return palette.astype(np.uint8)
+
+
+_CLASS_PALETTE = _class_palette()
+
+
+def classes_to_color(classes: np.ndarray) -> np.ndarray:
+    """Semantic class ids (H, W) uint8 as uint8 RGB: one fixed colour per class (the PASCAL VOC
+    colour map, a different palette from instance ids), 0 background black, 255 ignore white."""
+    classes = _single(np.asarray(classes))
+    if classes.ndim != 2 or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"classes_to_color: expected integer class ids of shape (H, W), got {classes.dtype} {classes.shape}")
+    return _CLASS_PALETTE[np.clip(classes, 0, 255).astype(np.intp)]
+
+
+_BOUNDARY_COLOR = (255, 220, 0)
+_SKELETON_COLOR = (255, 255, 255)
+_OVERLAY_SIDE = 384  # annotated previews are drawn at least this large, so thin lines stay visible
+
+
+def _upscaled(image: np.ndarray) -> tuple[np.ndarray, int]:
+    factor = max(1, _OVERLAY_SIDE // max(image.shape[:2]))
+    return (cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST) if factor > 1 else image.copy()), factor
+
+
+def draw_keypoints(image: np.ndarray, keypoints, skeleton=(), heatmaps: np.ndarray | None = None) -> np.ndarray:
+    """The image (uint8 RGB) with its heatmaps summed over K as a red-yellow overlay, the
+    skeleton (1-based COCO pairs) and the keypoints (continuous pixel coordinates [x, y, v]; v 2
+    filled dots, v 1 rings, v 0 not drawn) on top; drawn upscaled for legibility."""
+    canvas, factor = _upscaled(image)
+    if heatmaps is not None and np.asarray(heatmaps).size:
+        heat = np.clip(np.asarray(heatmaps, np.float32).sum(axis=0), 0.0, 1.0)
+        heat = cv2.resize(heat, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_LINEAR)[..., None]
+        colour = np.concatenate([np.ones_like(heat), heat, np.zeros_like(heat)], axis=2) * 255.0
+        canvas = np.rint(canvas * (1.0 - 0.6 * heat) + colour * (0.6 * heat)).astype(np.uint8)
+    points = [(float(x) * factor, float(y) * factor, int(v)) for x, y, v in keypoints]
+    shift = 4  # cv2 draws at sub-pixel positions with fixed-point coordinates
+
+    def at(p):
+        return int(round(p[0] * 16 - 8)), int(round(p[1] * 16 - 8))  # continuous -> OpenCV pixel-centre coordinates
+
+    for a, b in skeleton:
+        pa, pb = points[a - 1], points[b - 1]
+        if pa[2] > 0 and pb[2] > 0:
+            cv2.line(canvas, at(pa), at(pb), _SKELETON_COLOR, 1, cv2.LINE_AA, shift)
+    colours = _id_colors(np.arange(1, len(points) + 1))
+    for p, colour in zip(points, colours):
+        if p[2] > 0:
+            cv2.circle(canvas, at(p), 3 * 16, tuple(int(c) for c in colour), -1 if p[2] == 2 else 1, cv2.LINE_AA, shift)
+    return canvas
+
+
+def draw_boundaries(image: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """The image with boundary pixels (non-zero) painted in yellow."""
+    out = image.copy()
+    out[_single(np.asarray(boundary)) > 0] = _BOUNDARY_COLOR
+    return out
+
+
+def annotate(pictures: dict, sample: dict, views: dict) -> dict:
+    """Preview pictures (field -> uint8 RGB) with what the sample's labels add, drawn on its
+    first RGB input: keypoints and skeleton (where the json has ``keypoints``) over the summed
+    heatmaps, and boundaries (fields with view ``boundary``)."""
+    record = sample.get("json") if isinstance(sample.get("json"), dict) else {}
+    image_field = next((n for n in pictures if views.get(n) == "rgb"), None)
+    if image_field is None:
+        return pictures
+    out = dict(pictures)
+    for name, view in views.items():
+        if view == "boundary" and isinstance(sample.get(name), np.ndarray):
+            out[image_field] = draw_boundaries(out[image_field], sample[name])
+    if isinstance(record.get("keypoints"), list) and record["keypoints"]:
+        heat = next((sample[n] for n, v in views.items() if v == "heatmap" and isinstance(sample.get(n), np.ndarray)), None)
+        out[image_field] = draw_keypoints(out[image_field], record["keypoints"], record.get("skeleton", ()), heat)
+    return out
+
+
 # Lightness of the chroma preview: a mid gray, so every a*b* pair has a displayable colour.
 _AB_LIGHTNESS = 65.0
 
@@ -470,6 +556,9 @@ def hole_overlay(mask: np.ndarray, image: np.ndarray | None = None) -> np.ndarra
     return picture
 
 
+# Views whose arrays are stored channels first, (C, H, W); every other view's are (H, W[, C]).
+CHANNELS_FIRST_VIEWS = frozenset({"heatmap"})
+
 VIEWS: dict[str, View] = {
     "rgb": View(lambda v, reference=None: rgb_to_rgb(v), "8-bit (or 16-bit, or [0, 1] float) RGB as is"),
     "gray": View(lambda v, reference=None: gray_to_rgb(_single(np.asarray(v))), "one channel as gray"),
@@ -483,7 +572,9 @@ VIEWS: dict[str, View] = {
                  "(white on black alone)", over_target=True),
     "occlusion": View(lambda v, reference=None: mask_to_color(np.asarray(v)), "occlusion mask, white where occluded"),
     "heatmap": View(lambda v, reference=None: heatmaps_to_color(v), "(K, H, W) heatmaps, one id colour per channel"),
-    "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, [-1, 1] -> [0, 1] as RGB, no surface black"),
+    "classes": View(lambda v, reference=None: classes_to_color(v), "semantic class ids, PASCAL VOC palette, 0 black, 255 (ignore) white"),
+    "boundary": View(lambda v, reference=None: mask_to_color(np.asarray(v), _BOUNDARY_COLOR), "boundary mask, yellow where set (also drawn on the image)"),
+    "normals": View(lambda v, reference=None: normals_to_color(v), "unit normals, (n + 1) / 2 as RGB, no surface black"),
     "ab": View(lambda v, reference=None: ab_to_color(v), "CIELAB a*b* chroma at L* = 65"),
 }
 

@@ -269,6 +269,7 @@ def test_every_view_shows_its_kind_of_array():
         "occlusion": np.zeros((6, 5), np.uint8), "heatmap": np.zeros((17, 6, 5), np.float32),
         "normals": np.zeros((6, 5, 3), np.float32), "ab": np.zeros((6, 5, 2), np.float32),
         "hole": np.zeros((6, 5), np.uint8),
+        "classes": np.full((6, 5), 255, np.uint8), "boundary": np.zeros((6, 5), np.uint8),
     }
     assert set(examples) == set(preview.VIEWS)
     for view, value in examples.items():

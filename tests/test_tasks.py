@@ -14,7 +14,7 @@ import pytest
 import webdataset as wds
 
 from pairgen.api import build, make_task, replay
-from pairgen.preview import VIEWS, field_to_rgb
+from pairgen.preview import CHANNELS_FIRST_VIEWS, VIEWS, field_to_rgb
 from pairgen.recipes import builtin_recipes
 from pairgen.tasks import registered_tasks
 
@@ -108,7 +108,8 @@ def test_every_field_previews_through_its_view(built):
         view = card["fields"][name]["view"]
         assert view in VIEWS
         picture = field_to_rgb(name, samples[0][name], view)
-        assert picture.dtype == np.uint8 and picture.shape == samples[0][name].shape[:2] + (3,), (recipe, name)
+        spatial = samples[0][name].shape[1:3] if view in CHANNELS_FIRST_VIEWS else samples[0][name].shape[:2]
+        assert picture.dtype == np.uint8 and picture.shape == spatial + (3,), (recipe, name)
     result = run_cli("inspect", out, "--samples", "3")
     assert result.returncode == 0, result.stderr
     sheet = cv2.imread(str(out / "preview" / "contact_sheet.png"))

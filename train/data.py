@@ -212,6 +212,22 @@ def resize_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(array, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
+def channels_first_fields(card: Card) -> tuple[str, ...]:
+    """Fields stored (C, H, W) (keypoint heatmaps, by their view). The trainer turns them to
+    (H, W, C) on decoding, as every other field is, so crops, batches and ``to_model`` treat
+    all fields alike."""
+    from pairgen.preview import CHANNELS_FIRST_VIEWS
+
+    return tuple(n for n in card.inputs + card.targets if card.fields[n].get("view") in CHANNELS_FIRST_VIEWS)
+
+
+def to_channels_last(array: np.ndarray, name: str, where: str) -> np.ndarray:
+    """A (C, H, W) field as an (H, W, C) view."""
+    if array.ndim != 3:
+        raise DataError(f"{where}: field {name} has shape {list(array.shape)}; its view stores (C, H, W)")
+    return array.transpose(1, 2, 0)
+
+
 @dataclass(frozen=True)
 class Prepare:
     """One raw webdataset sample -> (inputs, targets): tuples of arrays, one per card field, as
@@ -227,6 +243,7 @@ class Prepare:
     targets: tuple[str, ...]
     labels: bool = False  # targets are integer class ids (segmentation)
     crop: int | None = None
+    channels_first: tuple[str, ...] = ()  # fields stored (C, H, W), turned to (H, W, C) here
 
     def __call__(self, sample: dict, rng: np.random.Generator | None,
                  out: list[np.ndarray] | None = None) -> tuple[tuple, tuple]:
@@ -237,6 +254,8 @@ class Prepare:
             if name not in sample:
                 raise DataError(f"{where}: no field {name} (the card lists it; the shard does not have it)")
             arrays[name] = decode_field(name, sample[name], where, rgb=False)
+            if name in self.channels_first:
+                arrays[name] = to_channels_last(arrays[name], name, where)
         height, width = arrays[self.targets[0]].shape[:2]
         for name in self.targets + self.inputs:
             a = arrays[name]
@@ -269,7 +288,8 @@ def _copy_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 
 def to_model(fields: list[torch.Tensor], labels: bool = False) -> torch.Tensor:
-    """Batched fields (B, H, W[, C]) in their stored dtypes -> one float32 (B, C, H, W) tensor in
+    """Batched fields (B, H, W[, C]) in their stored dtypes (channels-first fields already turned
+    to (H, W, C) by ``Prepare``) -> one float32 (B, C, H, W) tensor in
     the model's value convention (module docstring), channels concatenated in card order; with
     ``labels`` the single target field -> int64 (B, H, W) class ids."""
     if labels:

@@ -37,9 +37,9 @@ import cv2
 import numpy as np
 import torch
 
-from train.data import (Card, DataError, KeyHoldout, Prepare, TrainStream, channel_count, check_shards,
-                        decode_field, eval_samples, first_sample, load_card, round_crop, to_model,
-                        worker_error_text)
+from train.data import (Card, DataError, KeyHoldout, Prepare, TrainStream, channel_count, channels_first_fields,
+                        check_shards, decode_field, eval_samples, first_sample, load_card, round_crop, to_channels_last,
+                        to_model, worker_error_text)
 from train.kinds import Kind, kind_of, sample_metrics
 from train.losses import GANLoss, WeightsError, load_vgg16
 from train.metrics import summarize
@@ -210,10 +210,13 @@ def prepare_data(args: argparse.Namespace) -> RunData:
     sample = first_sample(card)
     where = f"{card.shards[0].path}: sample {sample['__key__']}"
     decoded = {n: decode_field(n, sample[n], where) for n in card.inputs + card.targets}
+    channels_first = channels_first_fields(card)
     for name, array in decoded.items():  # the card's shapes, where given, must be what the shards hold
         shape = card.fields[name].get("shape")
         if shape and all(isinstance(s, int) for s in shape) and list(array.shape) != list(shape):
             raise DataError(f"{where}: field {name} has shape {list(array.shape)} but {card.card_path} says {shape}")
+        if name in channels_first:
+            decoded[name] = to_channels_last(array, name, where)
     in_channels = sum(channel_count(decoded[n]) for n in card.inputs)
     labels = kind.labels
     out_channels = segment_classes(card) if labels else sum(channel_count(decoded[n]) for n in card.targets)
@@ -227,8 +230,8 @@ def prepare_data(args: argparse.Namespace) -> RunData:
     if crop == 0:
         raise DataError(f"{where}: targets of {height}x{width} are too small for a U-Net of depth {args.depth} "
                         f"(needs {multiple} px); use a smaller --depth")
-    prepare = Prepare(card.inputs, card.targets, labels=labels, crop=crop)
-    eval_prepare = Prepare(card.inputs, card.targets, labels=labels, crop=None)
+    prepare = Prepare(card.inputs, card.targets, labels=labels, crop=crop, channels_first=channels_first)
+    eval_prepare = Prepare(card.inputs, card.targets, labels=labels, crop=None, channels_first=channels_first)
 
     paths = [str(s.path) for s in card.shards if s.samples != 0]
     train_keep = None
@@ -267,9 +270,10 @@ def panels(data: RunData, inputs: tuple, output: np.ndarray, targets: tuple) -> 
 
     fields = data.card.fields
     names = data.card.inputs + data.card.targets
-    shown = [field_to_rgb(n, a, fields[n].get("view")) for n, a in zip(names, inputs + targets)]
+    stored = [a.transpose(2, 0, 1) if n in data.prepare.channels_first else a for n, a in zip(names, inputs + targets)]
+    shown = [field_to_rgb(n, a, fields[n].get("view")) for n, a in zip(names, stored)]
     first = data.card.targets[0]
-    guess = field_to_rgb(first, data.kind.prediction(output), fields[first].get("view"), reference=targets[0])
+    guess = field_to_rgb(first, data.kind.prediction(output), fields[first].get("view"), reference=stored[len(inputs)])
     n = len(data.card.inputs)
     return shown[:n] + [guess] + shown[n:]
 
@@ -433,9 +437,9 @@ def train(argv: list[str] | None = None) -> int:
 
     data = prepare_data(args)
     vgg = load_vgg16(args.perceptual_weights).to(device) if args.perceptual_weights else None
-    if data.kind.needs_vgg and vgg is None:
-        raise WeightsError(f"task '{data.card.task}' ({data.kind.name}) needs --perceptual-weights PATH (a local "
-                           "torchvision vgg16 .pth) for its loss")
+    limitation = data.kind.without_vgg if vgg is None else ""
+    if limitation and main_process:
+        print(f"note: {limitation}", file=sys.stderr, flush=True)
     if args.gan and not data.kind.supports_gan:
         raise DataError(f"--gan is not supported for {data.kind.name} tasks")
     output = args.output
@@ -445,6 +449,8 @@ def train(argv: list[str] | None = None) -> int:
     config = {key: getattr(args, key) for key in RUN_SETTINGS + SCHEDULE_SETTINGS}
     config.update(folder=str(args.folder), task=data.card.task, kind=data.kind.name, in_channels=data.in_channels,
                   out_channels=data.out_channels, steps=args.steps)
+    if limitation:
+        config["limitation"] = limitation
 
     torch.manual_seed(args.seed)
     model = Generator(data.in_channels, data.out_channels, depth=args.depth, width=args.width, norm=args.norm,

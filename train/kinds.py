@@ -30,7 +30,8 @@ class Kind:
     -> per-sample lists by name (``baseline``: the leading input channels when
     ``input_baseline``, else None). head(baseline_channels, out_channels) -> the output head
     for ``--output auto``. prediction((C, H, W) numpy model output) -> the target field's stored
-    convention, to show it through the target's view. labels: targets are class ids."""
+    convention, to show it through the target's view. labels: targets are class ids (255 =
+    ignore)."""
 
     name: str
     loss: Callable
@@ -43,6 +44,7 @@ class Kind:
     supports_gan: bool = True
     needs_vgg: bool = False
     metrics_need_input: bool = False  # metrics(output, target, baseline, x): e.g. inpaint's mask channel
+    without_vgg: str = ""  # what this kind cannot do without --perceptual-weights (printed, recorded)
 
 
 KINDS: dict[str, Kind] = {}
@@ -134,16 +136,37 @@ def _inpaint_metrics(output, target, baseline, x=None):
     return out
 
 
+# What the style kind cannot do without VGG weights (printed by fit.py, kept in config.json).
+STYLE_WITHOUT_VGG = (
+    "no --perceptual-weights: the style loss of Johnson et al. (Gram matrices of VGG16 relu1_2..relu4_3, content "
+    "at VGG features) cannot be computed, and VGG16 weights cannot be downloaded here. Training matches colour "
+    "statistics only (Gram matrices of RGB at 1, 1/2 and 1/4 scale) with an L1 content loss: it transfers the "
+    "palette, not brush strokes or texture. Give a local torchvision vgg16 .pth (e.g. vgg16-397923af.pth) for "
+    "real style transfer.")
+RGB_STYLE_WEIGHT = 100.0  # colour-only Gram loss; --lambda-style (1e5) is scaled for VGG features
+
+
 def _style_loss(output, target, x=None, *, vgg=None, perceptual_weight=1.0, style_weight=1e5, **_):
-    """Unpaired: the target is a style image, not the answer. Perceptual content loss to the
-    input (``x``) + Gram-matrix style loss to the target."""
-    if vgg is None:
-        raise losses.WeightsError("the style task needs --perceptual-weights (VGG16) for its Gram-matrix loss")
+    """Unpaired: the target is a style image, not the answer. Content loss to the input (``x``)
+    + Gram-matrix style loss to the target: on VGG16 features with ``vgg``, else on RGB."""
     if x is None:
         raise ValueError("the style loss needs the content image")
-    c = losses.perceptual_loss(vgg, output, x[:, :3])
+    content = x[:, :3]
+    if vgg is None:
+        c = F.l1_loss(output, content)
+        s = losses.rgb_style_loss(output, target).mean()
+        return c + RGB_STYLE_WEIGHT * s, {"content_l1": float(c.detach()), "colour_gram": float(s.detach())}
+    c = losses.perceptual_loss(vgg, output, content)
     s = losses.style_loss(vgg, output, target)
     return perceptual_weight * c + style_weight * s, {"content": float(c.detach()), "style": float(s.detach())}
+
+
+def _style_metrics(output, target, baseline):
+    """Colour-statistics distance to the style image (RGB Gram, comparable with or without VGG)
+    and L1 to the content; baseline: the content image unchanged."""
+    return {"colour_gram": losses.rgb_style_loss(output, target), "content_l1": (output - baseline).abs().flatten(1).mean(1),
+            "baseline_colour_gram": losses.rgb_style_loss(baseline, target),
+            "baseline_content_l1": torch.zeros(output.shape[0])}
 
 
 def _flow_loss(output, target, x=None, **_):
@@ -172,11 +195,12 @@ def _heatmap_loss(output, target, x=None, **_):
 
 
 def _heatmap_metrics(output, target, baseline):
-    return {"mse": ((output - target) ** 2).flatten(1).mean(1), "baseline_mse": (target**2).flatten(1).mean(1)}
+    return {**metrics.keypoint_errors(output, target), "mse": ((output - target) ** 2).flatten(1).mean(1),
+            "baseline_mse": (target**2).flatten(1).mean(1)}
 
 
 def _segment_loss(output, target, x=None, **_):
-    loss = F.cross_entropy(output, target)
+    loss = F.cross_entropy(output, target, ignore_index=metrics.IGNORE_INDEX)
     return loss, {"ce": float(loss.detach())}
 
 
@@ -192,11 +216,11 @@ register_kind(Kind("image", _image_loss, _image_metrics, "psnr", _residual_or_ta
                    input_baseline=True))
 register_kind(Kind("inpaint", _inpaint_loss, _inpaint_metrics, "psnr", _residual_or_tanh, _image_prediction,
                    input_baseline=True, metrics_need_input=True))
-register_kind(Kind("style", _style_loss, _image_metrics, "psnr", lambda b, c: "tanh", _image_prediction,
-                   needs_vgg=True))
+register_kind(Kind("style", _style_loss, _style_metrics, "colour_gram", _residual_or_tanh, _image_prediction,
+                   input_baseline=True, without_vgg=STYLE_WITHOUT_VGG))
 register_kind(Kind("flow", _flow_loss, _flow_metrics, "epe", _linear, lambda o: o.transpose(1, 2, 0)))
 register_kind(Kind("depth", _depth_loss, _depth_metrics, "absrel", _linear, lambda o: np.exp(np.clip(o[0], -12, 12))))
-register_kind(Kind("keypoints", _heatmap_loss, _heatmap_metrics, "mse", _linear, lambda o: o))
+register_kind(Kind("keypoints", _heatmap_loss, _heatmap_metrics, "peak_error", _linear, lambda o: o))
 register_kind(Kind("segment", _segment_loss, _segment_metrics, "miou", _linear, lambda o: o.argmax(0),
                    labels=True, supports_gan=False))
 

@@ -110,6 +110,18 @@ def style_loss(vgg: VGG16Features, pred: torch.Tensor, style: torch.Tensor) -> t
     return sum(F.mse_loss(gram_matrix(a), gram_matrix(b)) for a, b in zip(vgg(pred), vgg(style)))
 
 
+def rgb_style_loss(pred: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Per-sample colour-statistics distance without a network: MSE between the Gram matrices of
+    the RGB values ([0, 1]) at 1, 1/2 and 1/4 scale, summed over scales. (B,) tensor."""
+    total = pred.new_zeros(pred.shape[0])
+    a, b = (pred + 1.0) * 0.5, (style + 1.0) * 0.5
+    for level in range(3):
+        if level:
+            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        total = total + ((gram_matrix(a) - gram_matrix(b)) ** 2).flatten(1).mean(1)
+    return total
+
+
 def end_point_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean Euclidean distance of (dx, dy) vectors in pixels, over pixels with finite targets."""
     valid = torch.isfinite(target).all(dim=1)

@@ -6,9 +6,14 @@ window, sigma 1.5, K1 0.01, K2 0.03, mean over channels and valid window positio
 end-point error in pixels. Depth: AbsRel = mean |d - d*| / d* and delta1 = fraction of pixels
 with max(d/d*, d*/d) < 1.25, over valid pixels (d* > 0).
 
+Keypoints: mean distance between predicted and true heatmap peaks, in heatmap pixels (times
+the card's stride: image pixels), and PCK within 1 heatmap pixel. Segmentation: pixel accuracy
+and mIoU without the ignore label 255.
+
 Baselines: the input itself for image tasks (for super-resolution the input is the bicubic
-upsampling of the LR, so ``baseline_psnr`` is the bicubic PSNR), zero motion for flow, and for
-depth each image's median valid depth as a constant prediction.
+upsampling of the LR, so ``baseline_psnr`` is the bicubic PSNR), zero motion for flow, for
+depth each image's median valid depth as a constant prediction, every keypoint at the heatmap's
+centre, all-background segmentation; style: the content image itself.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+IGNORE_INDEX = 255  # segmentation targets: pixels that count for nothing (pairgen's segment task)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -86,16 +93,68 @@ def median_depth_baseline(target: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def segment_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Pixel accuracy and mean IoU over classes present in prediction or target."""
-    pred = logits.argmax(dim=1)
-    accuracy = float((pred == target).float().mean())
-    ious = []
-    for c in torch.unique(torch.cat([pred.unique(), target.unique()])):
-        inter = ((pred == c) & (target == c)).sum()
-        union = ((pred == c) | (target == c)).sum()
-        ious.append(float(inter) / float(union))
-    return {"accuracy": accuracy, "miou": sum(ious) / len(ious)}
+def segment_metrics(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> dict[str, float]:
+    """Pixel accuracy and mean IoU over the classes present in prediction or target, on pixels
+    whose target is not ``ignore_index``; the same for the trivial all-background (class 0)
+    prediction as ``baseline_*``."""
+    valid = target != ignore_index
+    out = {}
+    for prefix, pred in (("", logits.argmax(dim=1)), ("baseline_", torch.zeros_like(target))):
+        p, t = pred[valid], target[valid]
+        if t.numel() == 0:
+            out[prefix + "accuracy"], out[prefix + "miou"] = math.nan, math.nan
+            continue
+        ious = []
+        for c in torch.unique(torch.cat([p.unique(), t.unique()])):
+            inter = ((p == c) & (t == c)).sum()
+            union = ((p == c) | (t == c)).sum()
+            ious.append(float(inter) / float(union))
+        out[prefix + "accuracy"] = float((p == t).float().mean())
+        out[prefix + "miou"] = sum(ious) / len(ious)
+    return out
+
+
+def heatmap_peaks(heatmaps: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) -> (B, K, 2) peak (x, y) in heatmap continuous coordinates (pixel centres at
+    i + 0.5): the maximum, refined by a parabola through it and its two neighbours per axis
+    (shift clamped to half a pixel)."""
+    b, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(b, k, h * w)
+    index = flat.argmax(dim=2)
+    ys, xs = index // w, index % w
+    grid = heatmaps.reshape(b * k, h, w)
+    rows = torch.arange(b * k, device=heatmaps.device)
+
+    def refine(pos, size, get):
+        left, right = (pos - 1).clamp(0, size - 1), (pos + 1).clamp(0, size - 1)
+        lo, mid, hi = get(left), get(pos), get(right)
+        curvature = lo - 2 * mid + hi
+        shift = torch.where(curvature < 0, 0.5 * (lo - hi) / curvature.clamp(max=-1e-12), torch.zeros_like(mid))
+        inside = (pos > 0) & (pos < size - 1)
+        return pos.float() + 0.5 + torch.where(inside, shift.clamp(-0.5, 0.5), torch.zeros_like(shift))
+
+    x = refine(xs.flatten(), w, lambda c: grid[rows, ys.flatten(), c])
+    y = refine(ys.flatten(), h, lambda r: grid[rows, r, xs.flatten()])
+    return torch.stack([x, y], dim=1).reshape(b, k, 2)
+
+
+def keypoint_errors(output: torch.Tensor, target: torch.Tensor, labelled_level: float = 0.5) -> dict[str, torch.Tensor]:
+    """Per-sample mean distance (heatmap pixels) between the predicted and the true peak, over the
+    labelled keypoints (target peak > ``labelled_level``; NaN with none), PCK (fraction within 1
+    heatmap pixel), and the same for the trivial prediction of every keypoint at the centre."""
+    labelled = target.flatten(2).amax(dim=2) > labelled_level
+    truth = heatmap_peaks(target)
+    guess = heatmap_peaks(output)
+    h, w = target.shape[-2:]
+    centre = truth.new_tensor([w / 2.0, h / 2.0]).expand_as(truth)
+    out = {}
+    for prefix, pred in (("", guess), ("baseline_", centre)):
+        dist = torch.linalg.vector_norm(pred - truth, dim=2)
+        count = labelled.sum(dim=1)
+        mean = torch.where(count > 0, (dist * labelled).sum(dim=1) / count.clamp(min=1), torch.full_like(dist[:, 0], math.nan))
+        pck = torch.where(count > 0, ((dist < 1.0) & labelled).sum(dim=1) / count.clamp(min=1), torch.full_like(dist[:, 0], math.nan))
+        out[prefix + "peak_error"], out[prefix + "pck"] = mean, pck
+    return out
 
 
 def _mean(values: torch.Tensor) -> float:

@@ -61,9 +61,12 @@ class PhotoTask(Task):
     def _decode_limits(self) -> dict:
         return {"max_pixels": self.max_pixels} if self.max_pixels else {}
 
+    def sources(self):
+        """(usable SourceRefs, skipped) of the photos to crop."""
+        return list_sources(self.srcs, min_side=self.crop or self.crop_grid, exclude=self.exclude, **self._decode_limits())
+
     def plan(self):
-        refs, skipped = list_sources(self.srcs, min_side=self.crop or self.crop_grid, exclude=self.exclude,
-                                       **self._decode_limits())
+        refs, skipped = self.sources()
         items, index = [], 0
         for ref in refs:
             n = self.crops_per_image if self.limit is None else min(self.crops_per_image, self.limit - index)
