@@ -271,7 +271,7 @@ def test_every_builtin_recipe_gets_a_report(recipe, tmp_path):
             assert [t["field"] for t in entry["tiles"]] == sorted(pictures, key=lambda n: ("input", "target", "aux").index(
                 card["fields"][n]["role"]))
             assert all("cell" in t for t in entry["tiles"]), entry["tiles"]
-            assert entry["params"] or card["task"] in ("flow", "depth")  # photo tasks record drawn ops
+            assert entry["params"] or card["task"] in ("flow", "depth", "style")  # recipes with steps record drawn ops
 
 
 # ------------------------------------------------------------------------------------ the browser
