@@ -21,6 +21,7 @@ from ..coco import DEMO_PREFIX, image_refs, load_coco
 from ..errors import RecipeError, UsageError
 from ..ops.geometry import Affine, affine_from_json, warp_image
 from ..records import to_jsonable
+from .photo import split_crops
 from ..sources import DecodeError, SourceRef, display_path, load_rgb
 from ..steps import compile_steps, replay_ops, run_steps
 from .base import BuildInputs, SkipSample, Task, WorkItem, option
@@ -113,12 +114,7 @@ class AnnotatedTask(Task):
         raise NotImplementedError
 
     def split(self, item: WorkItem, first: int):
-        p = item.payload
-        head = WorkItem(item.key, item.identity, {**p, "samples": first})
-        tail_index = p["first_index"] + first
-        tail = WorkItem(f"{tail_index:09d}", item.identity,
-                        {**p, "first_index": tail_index, "first_crop": p["first_crop"] + first, "samples": p["samples"] - first})
-        return head, tail
+        return split_crops(item, first)
 
     # ------------------------------------------------------------------ making
     def make(self, item: WorkItem, rng: np.random.Generator):

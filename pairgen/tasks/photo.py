@@ -20,6 +20,17 @@ from .base import BuildInputs, SkipSample, Task, WorkItem, option
 DEFAULT_CROP = 256
 
 
+def split_crops(item: WorkItem, first: int) -> tuple[WorkItem, WorkItem]:
+    """An item of several crops of one input as its first ``first`` crops and the rest (payload
+    keys first_index, first_crop, samples), for tasks whose crops draw from one child rng each."""
+    p = item.payload
+    head = WorkItem(item.key, item.identity, {**p, "samples": first})
+    tail_index = p["first_index"] + first
+    tail = WorkItem(f"{tail_index:09d}", item.identity,
+                    {**p, "first_index": tail_index, "first_crop": p["first_crop"] + first, "samples": p["samples"] - first})
+    return head, tail
+
+
 @dataclass(frozen=True)
 class PhotoOptions:
     crop: int | None = option(int, "Crop side in pixels (default 256, rounded down to the task's grid, e.g. 255 at x3); "
@@ -78,12 +89,7 @@ class PhotoTask(Task):
         return items, skipped
 
     def split(self, item: WorkItem, first: int):
-        p = item.payload
-        head = WorkItem(item.key, item.identity, {**p, "samples": first})
-        tail_index = p["first_index"] + first
-        tail = WorkItem(f"{tail_index:09d}", item.identity,
-                        {**p, "first_index": tail_index, "first_crop": p["first_crop"] + first, "samples": p["samples"] - first})
-        return head, tail
+        return split_crops(item, first)
 
     # ------------------------------------------------------------------ making
     def make(self, item: WorkItem, rng: np.random.Generator):
