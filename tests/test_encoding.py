@@ -69,3 +69,16 @@ def test_png_rejects_what_it_cannot_write():
         encode_png(np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="1x1"):
         encode_png(np.zeros((0, 4), np.uint8))
+
+
+def test_png_bytes_are_the_same_on_every_machine():
+    """The bytes depend on the pixels and the pinned libdeflate alone, not on this CPU's vector
+    extensions or the process's state: fixed digests, which any machine must reproduce."""
+    import hashlib
+
+    assert hashlib.sha256(encode_png(data.coffee())).hexdigest() == COFFEE_PNG_SHA256
+    assert hashlib.sha256(encode_png(data.camera())).hexdigest() == CAMERA_PNG_SHA256
+
+
+COFFEE_PNG_SHA256 = "ac6272c6eecf451756439369f9e7040058afc9961fddd4e48e9cb94f79eff949"
+CAMERA_PNG_SHA256 = "8148585c8473ce231c5db5524a5024af19264a6c84544bb59f36a462d9a96eeb"
