@@ -6,7 +6,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -14,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from . import storage
 from .errors import PairgenError
 from .outdir import MEDIUM_ERRORS
 from .rng import sample_rng
@@ -32,6 +35,7 @@ class ShardSpec:
     seed: int
     task: Task
     items: list[WorkItem] = field(default_factory=list)
+    storage: dict = field(default_factory=dict)  # storage.shipped(): how a worker reaches remote inputs/outputs
 
 
 class ShardFailed(Exception):
@@ -39,9 +43,23 @@ class ShardFailed(Exception):
 
 
 def process_shard(spec: ShardSpec, progress=None) -> dict:
-    """Make every sample of one shard, write it atomically, then its stats file; return the stats."""
+    """Make every sample of one shard, write it atomically, then its stats file; return the stats.
+    To an object store: the shard is written to a local temporary folder, uploaded whole, then
+    its stats object is written (a resume trusts a shard only with its stats)."""
+    if spec.storage:
+        storage.configure(**spec.storage)
+    if not storage.is_remote(spec.out_dir):
+        return _make_shard(spec, os.path.join(spec.out_dir, spec.name), progress)
+    workdir = tempfile.mkdtemp(prefix="pairgen-shard-")
+    try:
+        stats = _make_shard(spec, os.path.join(workdir, spec.name), progress, publish=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return stats
+
+
+def _make_shard(spec: ShardSpec, path: str, progress, publish: bool = False) -> dict:
     started = time.perf_counter()
-    path = os.path.join(spec.out_dir, spec.name)
     writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
     samples, skipped, keys, records = 0, [], [], []
     try:
@@ -74,7 +92,12 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
     summary = spec.task.shard_summary(records)
     if summary:
         stats["summary"] = summary
-    write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
+    if publish:
+        storage.upload(path, storage.join(spec.out_dir, spec.name))
+        stats["seconds"] = round(time.perf_counter() - started, 3)  # the upload is part of the shard's cost
+        write_json_atomic(storage.join(spec.out_dir, stats_file(spec.name)), stats)
+    else:
+        write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
 
 
