@@ -28,7 +28,7 @@ FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKE
 # fsspec names the protocols it knows; a key that is one of these makes the JSON per-protocol.
 _PROTOCOL_KEYS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "adl", "http", "https", "hf", "ftp", "sftp", "memory"}
 
-_options: dict = {}
+_options: dict | None = None  # None: not configured, PAIRGEN_STORAGE_OPTIONS decides (e.g. in the trainer)
 
 
 def is_remote(path) -> bool:
@@ -66,16 +66,23 @@ def configure(options: dict | None = None, env: dict | None = None) -> None:
     _options = dict(options) if options else parse_options(os.environ.get(ENV_OPTIONS), ENV_OPTIONS)
 
 
+def _current() -> dict:
+    if _options is None:
+        configure()
+    return _options
+
+
 def shipped() -> dict:
     """What a worker needs to reach the same stores as the driver: ``configure(**shipped())``."""
-    return {"options": dict(_options), "env": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
+    return {"options": dict(_current()), "env": {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}}
 
 
 def _protocol_options(protocol: str) -> dict:
-    if _options and set(_options) <= _PROTOCOL_KEYS:
+    options = _current()
+    if options and set(options) <= _PROTOCOL_KEYS:
         aliases = {"gcs": "gs", "s3a": "s3"}
-        return dict(_options.get(protocol) or _options.get(aliases.get(protocol, protocol)) or {})
-    return dict(_options)
+        return dict(options.get(protocol) or options.get(aliases.get(protocol, protocol)) or {})
+    return dict(options)
 
 
 def filesystem(url: str):
