@@ -215,3 +215,39 @@ def test_a_ray_build_on_a_joined_cluster_to_the_store_equals_the_local_build(s3,
     local = run_cli(*args, "--out", tmp_path / "local", "--workers", "1")
     assert local.returncode == 0, local.stderr
     assert store_hashes(s3, f"{BUCKET}/ray") == local_hashes(tmp_path / "local") and len(local_hashes(tmp_path / "local")) == 2
+
+
+def test_masks_annotations_and_styles_come_from_the_store_too(s3, photos, tmp_path):
+    import cv2
+    from skimage import data
+
+    from pairgen.api import build
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    star = np.zeros((50, 90), np.uint8)
+    cv2.fillPoly(star, [np.array([[5, 40], [45, 2], [85, 40], [60, 45]])], 255)
+    cv2.imwrite(str(masks / "star.png"), star)
+    cv2.imwrite(str(masks / "empty.png"), np.zeros((20, 20), np.uint8))
+    s3.put(str(masks), f"{BUCKET}/masks", recursive=True)
+    common = dict(crop=64, limit=4, workers=1, progress=False, log=False, overrides=["family=object"])
+    remote = build("inpaint", out=f"s3://{BUCKET}/inpaint", masks=f"s3://{BUCKET}/masks", **common)
+    local = build("inpaint", out=str(tmp_path / "inpaint"), masks=str(masks), **common)
+    assert remote.card["mask_shapes"] == local.card["mask_shapes"] == 1
+    assert [s["reason"] for s in remote.card["skipped"]] == [s["reason"] for s in local.card["skipped"]]
+    assert store_hashes(s3, f"{BUCKET}/inpaint") == local_hashes(tmp_path / "inpaint")
+
+    # Keypoints: a COCO file and its images on the store (the demo set's file names and sizes).
+    for name in ("astronaut", "camera"):
+        write_rgb(str(tmp_path / f"{name}.png"), np.atleast_3d(getattr(data, name)())[..., [0, 0, 0] if name == "camera" else [0, 1, 2]])
+        s3.put_file(str(tmp_path / f"{name}.png"), f"{BUCKET}/coco/images/{name}.png")
+    demo = os.path.join(REPO, "pairgen", "data", "demo_coco", "person_keypoints.json")
+    s3.put_file(demo, f"{BUCKET}/coco/person_keypoints.json")
+    keypoints = build("keypoints", src=[f"s3://{BUCKET}/coco/images"], annotations=f"s3://{BUCKET}/coco/person_keypoints.json",
+                      out=str(tmp_path / "kp"), crop=64, limit=2, workers=1, progress=False, log=False)
+    assert keypoints.card["counts"]["samples"] == 2, keypoints.card["skipped"]
+
+    styles = build("style", src=[str(photos)], style=s3.photos + "/chelsea.png", out=str(tmp_path / "style"), crop=64, limit=2,
+                   workers=1, progress=False, log=False)
+    assert styles.card["counts"]["samples"] == 2
+    assert [s["path"] for s in styles.card["styles"]] == [s3.photos + "/chelsea.png"], styles.card["styles"]

@@ -56,7 +56,7 @@ def head():
         yield f"127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops its processes on SIGTERM
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 5  # its autoscaler monitor lingers ~30 s: not worth waiting for
         while session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         for pid in session_processes(proc.pid):
