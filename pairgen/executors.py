@@ -20,6 +20,7 @@ from . import storage
 from .errors import PairgenError
 from .outdir import MEDIUM_ERRORS
 from .rng import sample_rng
+from .sources import prefetching
 from .shards import file_sha256, open_writer, stats_file, write_json_atomic
 from .tasks.base import SkipSample, Task, WorkItem
 
@@ -61,24 +62,15 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
 def _make_shard(spec: ShardSpec, path: str, progress, publish: bool = False) -> dict:
     started = time.perf_counter()
     writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
-    samples, skipped, keys, records = 0, [], [], []
+    skipped, keys, records = [], [], []
     try:
-        for item in spec.items:
-            try:
-                made = spec.task.make(item, sample_rng(spec.seed, item.identity))
-            except SkipSample as exc:
-                skipped.append({"path": exc.path, "reason": exc.reason})
-                made = []
-            for key, fields in made:
-                _write(writer.write, key, fields, tmp=writer.tmp)
-                keys.append(key)
-                records.append(fields.get("json", {}))
-                samples += 1
-                _report(progress, 1)
+        with prefetching(spec.items):
+            _make_samples(spec, writer, progress, skipped, keys, records)
         _write(writer.close, tmp=writer.tmp)
     except BaseException:
         writer.abort()
         raise
+    samples = len(keys)
     stats = {
         "shard": spec.name,
         "samples": samples,
@@ -99,6 +91,20 @@ def _make_shard(spec: ShardSpec, path: str, progress, publish: bool = False) -> 
     else:
         write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
+
+
+def _make_samples(spec: ShardSpec, writer, progress, skipped: list, keys: list, records: list) -> None:
+    for item in spec.items:
+        try:
+            made = spec.task.make(item, sample_rng(spec.seed, item.identity))
+        except SkipSample as exc:
+            skipped.append({"path": exc.path, "reason": exc.reason})
+            made = []
+        for key, fields in made:
+            _write(writer.write, key, fields, tmp=writer.tmp)
+            keys.append(key)
+            records.append(fields.get("json", {}))
+            _report(progress, 1)
 
 
 def _write(call, *args, tmp: str):

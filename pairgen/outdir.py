@@ -240,8 +240,7 @@ def _prepare_remote(out: str, fingerprint: dict, invocation: dict, overwrite: bo
     if overwrite and entries:
         if MARKER not in names:
             raise PairgenError(f"--overwrite: {out} holds objects not written by pairgen (no build.json); refusing to delete them")
-        for entry in entries:
-            fs.rm(entry["name"], recursive=entry.get("type") == "directory")
+        fs.rm([entry["name"] for entry in entries], recursive=True)  # batched: up to 1,000 keys per request
     elif MARKER in names:
         try:
             previous = json.loads(storage.read_bytes(marker))

@@ -114,6 +114,9 @@ def url(fs, path: str) -> str:
 
 def read_bytes(address: str, start: int | None = None, end: int | None = None) -> bytes:
     fs, path = filesystem(address)
+    if start is None and end is None and getattr(fs, "max_concurrency", None):
+        # s3fs asks for the size first (a HEAD) to split large reads; objects here are one GET
+        return fs.cat_file(path, max_concurrency=1)
     return fs.cat_file(path, start=start, end=end)
 
 
@@ -163,11 +166,12 @@ def sha256(address: str) -> str:
     return digest.hexdigest()
 
 
-def open_input(address: str, block_size: int = 64 * 1024):
+def open_input(address: str, block_size: int = 64 * 1024, size: int | None = None):
     """A seekable binary file over a remote object that fetches ``block_size`` ranges as read
-    (header probing reads a few KiB, not the whole object)."""
+    (header probing reads a few KiB, not the whole object). ``size``: the object's size when a
+    listing gave it (saves the HEAD request)."""
     fs, path = filesystem(address)
-    return fs.open(path, "rb", block_size=block_size, cache_type="readahead")
+    return fs.open(path, "rb", block_size=block_size, cache_type="readahead", **({"size": size} if size else {}))
 
 
 def read_text_input(path: str, encoding: str = "utf-8") -> str:
