@@ -102,6 +102,7 @@ def per_shard_costs(fs, prefix: str, samples: int) -> dict:
     stats = [json.loads(fs.cat_file(p)) for p in fs.ls(prefix) if p.endswith(".stats.json")]
     storage.configure()
     _, task = make_task("superres", src=[f"s3://{BUCKET}/photos"], crop=256, crops_per_image=CROPS, limit=samples)
+    task.plan()  # once before measuring: the first call imports and sets up s3fs/botocore
     tracemalloc.start()
     started = time.perf_counter()
     items, _ = task.plan()  # lists the prefix and probes every photo's header (all PHOTOS of them)

@@ -391,6 +391,9 @@ def replay(record: dict, task: str | None = None) -> dict:
 
 
 def read_card(folder: str) -> dict:
+    if storage.is_remote(folder):  # inspect, replay, export, --html read local folders
+        raise PairgenError(f"{folder}: this command reads local folders only (not yet object stores); copy the folder "
+                           f"down first (e.g. `aws s3 sync {folder} LOCAL/`), or check it in place with `pairgen verify {folder}`")
     path = os.path.join(folder, "dataset.json")
     if os.path.isfile(folder):
         raise PairgenError(f"{folder} is a file; give the dataset folder (the one holding dataset.json)")
