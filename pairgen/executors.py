@@ -3,12 +3,11 @@ nothing of the pool or cluster around it. Local (in-process or a process pool) a
 with retries of failed shards."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue as queue_module
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import traceback
@@ -51,12 +50,14 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
         storage.configure(**spec.storage)
     if not storage.is_remote(spec.out_dir):
         return _make_shard(spec, os.path.join(spec.out_dir, spec.name), progress)
-    workdir = tempfile.mkdtemp(prefix="pairgen-shard-")
+    staging = storage.staging_folder(spec.out_dir)
+    os.makedirs(staging, exist_ok=True)
+    local = os.path.join(staging, spec.name)
     try:
-        stats = _make_shard(spec, os.path.join(workdir, spec.name), progress, publish=True)
+        return _make_shard(spec, local, progress, publish=True)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return stats
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(local)
 
 
 def _make_shard(spec: ShardSpec, path: str, progress, publish: bool = False) -> dict:
@@ -259,11 +260,19 @@ def _stop_pool(pool: ProcessPoolExecutor, in_flight: list[ShardSpec]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     for spec in in_flight:
-        for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
-            try:
-                os.unlink(os.path.join(spec.out_dir, tmp))
-            except FileNotFoundError:
-                pass
+        _remove_temporaries(spec)
+
+
+def _remove_temporaries(spec: ShardSpec) -> None:
+    """The files an unfinished attempt at ``spec`` may have left on this host."""
+    if storage.is_remote(spec.out_dir):  # the local staging copy (an object appears whole or not at all)
+        folder = storage.staging_folder(spec.out_dir)
+        paths = (spec.name + ".tmp", spec.name)
+    else:
+        folder, paths = spec.out_dir, (spec.name + ".tmp", stats_file(spec.name) + ".tmp")
+    for name in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
 
 
 def _retry_or_fail(spec, exc, attempts, retries, pending, failures, on_retry):
@@ -339,11 +348,7 @@ def run_ray(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries
         for ref in refs:
             ray.cancel(ref, force=True)
         for spec in refs.values():
-            for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
-                try:
-                    os.unlink(os.path.join(spec.out_dir, tmp))
-                except OSError:
-                    pass
+            _remove_temporaries(spec)
         raise
     finally:
         _drain_ray(progress, on_progress)

@@ -228,8 +228,9 @@ def prepare(out: str, fingerprint: dict, invocation: dict, overwrite: bool) -> N
 
 
 def _prepare_remote(out: str, fingerprint: dict, invocation: dict, overwrite: bool) -> None:
-    """``prepare`` on an object store. No temporaries to remove: objects appear whole (an
-    unfinished multipart upload is invisible; a bucket lifecycle rule reclaims its parts)."""
+    """``prepare`` on an object store. No temporaries in the store: objects appear whole (an
+    unfinished multipart upload is invisible; a bucket lifecycle rule reclaims its parts); this
+    host's staging copies of unfinished shards are removed."""
     fs, root = storage.filesystem(out)
     try:
         entries = [e for e in fs.ls(root, detail=True, refresh=True) if not e["name"].rstrip("/").endswith("/" + LOCK_FILE)]
@@ -253,13 +254,14 @@ def _prepare_remote(out: str, fingerprint: dict, invocation: dict, overwrite: bo
                                "run the same command to resume it, use --overwrite to start over, or choose another --out")
     elif entries:
         raise PairgenError(f"{out} is not empty and holds no pairgen build; choose an empty or new --out")
+    storage.remove_staging(out)
     write_json_atomic(marker, dict(fingerprint, invocation=invocation))
 
 
 def remove_temporaries(out: str) -> int:
     """Remove the ``*.tmp`` pieces of an interrupted or failed run (never trusted)."""
-    if storage.is_remote(out):
-        return 0  # none there: shards are made locally and uploaded whole
+    if storage.is_remote(out):  # none in the store (objects appear whole): this host's staging copies
+        return storage.remove_staging(out)
     removed = 0
     for stale in glob.glob(os.path.join(glob.escape(out), "*.tmp")):
         try:

@@ -101,6 +101,26 @@ def filesystem(url: str):
     return fs, fs._strip_protocol(url)
 
 
+def staging_folder(out: str) -> str:
+    """Where this host makes the shards of a remote ``out`` before uploading them: one folder per
+    output (``$TMPDIR/pairgen-staging/<hash of the URL>``), so that a retry replaces what a killed
+    attempt left and ``remove_staging`` finds it."""
+    import tempfile
+
+    digest = hashlib.sha256(out.rstrip("/").encode("utf-8")).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), "pairgen-staging", digest)
+
+
+def remove_staging(out: str) -> int:
+    """Remove what unfinished shards of ``out`` left in this host's staging folder."""
+    import shutil
+
+    folder = staging_folder(out)
+    count = len(os.listdir(folder)) if os.path.isdir(folder) else 0
+    shutil.rmtree(folder, ignore_errors=True)
+    return count
+
+
 def join(base: str, *names: str) -> str:
     """A remote folder URL joined with names (always ``/``)."""
     return posixpath.join(base.rstrip("/"), *names)

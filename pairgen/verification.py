@@ -110,7 +110,7 @@ def repair(folder: str, progress: bool = True) -> tuple[Verdict, Verdict]:
                 storage.remove(path)
             elif os.path.exists(path):
                 os.unlink(path)
-    build(out=folder, progress=progress, **invocation)
+    build(out=folder, progress=progress, storage_options=storage.shipped()["options"], **invocation)
     after = verify(folder)
     for name, sha in expected.items():
         now = (read_stats(folder, name) or {}).get("sha256")

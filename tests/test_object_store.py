@@ -16,6 +16,7 @@ import pytest
 import webdataset as wds
 
 from conftest import PAIRGEN, REPO, run_cli, write_rgb
+from pairgen import storage
 from test_ray_cluster import free_port, head  # noqa: F401 - the Ray head fixture, started only by the test using it
 
 MOTO = os.path.join(os.path.dirname(PAIRGEN[0]), "moto_server")
@@ -150,6 +151,8 @@ def test_a_killed_build_resumes_from_the_store_and_ends_byte_identical(s3, tmp_p
     assert store_hashes(s3, f"{BUCKET}/killed") == local_hashes(tmp_path / "reference")
     assert len(local_hashes(tmp_path / "reference")) == 50
     assert ".pairgen.lock" not in listed(s3, f"{BUCKET}/killed")
+    staging = storage.staging_folder(out)  # where the killed build's worker was making its shard
+    assert not os.path.exists(staging) or not os.listdir(staging)
 
 
 def test_a_live_builds_lock_is_refused_and_can_be_broken_on_purpose(s3):
