@@ -10,9 +10,11 @@ conditional PUT (If-None-Match: *, so of two builds racing, one gets it), naming
 (host, pid, command) and refreshed every 30 s; it is deleted when the build ends. A killed
 build leaves it behind: it counts as stale when its holder was on this host and that process is
 gone, or when it has not been refreshed for 120 s; ``PAIRGEN_BREAK_LOCK=1`` takes it over at
-once. Limits: a store without conditional PUTs (S3 has them since 2024; some S3-compatible
-stores do not) cannot exclude a racing build; a host whose clock is minutes off may see a live
-lock as stale.
+once. Taking over and refreshing are PUTs conditional on the ETag last seen (If-Match), so of
+two builds taking over one stale lock, one wins, and a build whose lock was taken says so.
+Limits: a store without conditional PUTs (S3 has them since 2024; some S3-compatible stores do
+not; other protocols delete and create) cannot exclude a racing build; a host whose clock is
+minutes off may see a live lock as stale.
 """
 from __future__ import annotations
 
@@ -83,6 +85,7 @@ class ObjectStoreLock:
         self.out = out
         self.address = storage.join(out, LOCK_FILE)
         self.holder: dict = {}
+        self.etag: str | None = None  # of the lock object as this build last wrote it
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
 
@@ -90,7 +93,7 @@ class ObjectStoreLock:
         self.holder = {"host": socket.gethostname(), "pid": os.getpid(), "command": command, "token": uuid.uuid4().hex,
                        "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         if not self._create():
-            previous = self._read()
+            previous, etag = self._read_with_etag()
             reason = self._stale(previous)
             if reason is None:
                 raise PairgenError(
@@ -99,8 +102,7 @@ class ObjectStoreLock:
                     f"it to finish or stop it. If it is no longer running, its lock object {self.address} counts as stale "
                     f"{self.STALE_SECONDS:.0f} s after its last refresh; {BREAK_LOCK_ENV}=1 takes it over now") from None
             print(f"pairgen: taking over the lock of {self.out}: {reason}", file=sys.stderr)
-            storage.remove(self.address)
-            if not self._create():
+            if not self._replace(etag):
                 raise PairgenError(f"{self.out}: another build took the lock first; wait for it or stop it") from None
         self._refresher = threading.Thread(target=self._refresh, name="pairgen-lock", daemon=True)
         self._refresher.start()
@@ -127,7 +129,37 @@ class ObjectStoreLock:
             return False
         except OSError as exc:
             raise unwritable(self.out, exc) from None
+        self.etag = self._current_etag()
         return True
+
+    def _replace(self, etag: str | None) -> bool:
+        """Overwrite the lock object only if it is still the one read as ``etag`` (S3's PUT
+        If-Match): of two builds taking over a stale lock, one wins. Stores without it: delete
+        and create (two racing takers can then both win)."""
+        fs, path = storage.filesystem(self.address)
+        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        if "s3" not in protocols:
+            storage.remove(self.address)
+            return self._create()
+        if etag is None:  # gone meanwhile: create it, conditionally as ever
+            return self._create()
+        try:
+            fs.pipe_file(path, self._payload(), IfMatch=etag)
+        except OSError:  # the precondition failed: someone else's lock now
+            return False
+        self.etag = self._current_etag()
+        return True
+
+    def _current_etag(self) -> str | None:
+        fs, path = storage.filesystem(self.address)
+        try:
+            return fs.info(path, refresh=True).get("ETag")
+        except OSError:
+            return None
+
+    def _read_with_etag(self) -> tuple[dict, str | None]:
+        etag = self._current_etag()  # first: a change after it makes the conditional PUT fail
+        return self._read(), etag
 
     def _read(self) -> dict:
         try:
@@ -151,10 +183,11 @@ class ObjectStoreLock:
 
     def _refresh(self) -> None:
         while not self._stop.wait(self.REFRESH_SECONDS):
-            try:
-                storage.write_bytes(self.address, self._payload())
-            except OSError as exc:  # the build goes on; a lock not refreshed may be taken over
-                print(f"pairgen: warning: could not refresh the lock {self.address}: {exc}", file=sys.stderr)
+            if self._replace(self.etag):
+                continue
+            # Taken over (this build looked dead: paused, clock, network) or unreachable: say so.
+            print(f"pairgen: warning: could not refresh the lock {self.address}; another build may now write to "
+                  f"{self.out}", file=sys.stderr)
 
 
 def _alive(pid: int) -> bool:

@@ -168,6 +168,27 @@ def test_a_live_builds_lock_is_refused_and_can_be_broken_on_purpose(s3):
     assert broken.returncode == 0 and "taking over the lock" in broken.stderr, broken.stderr
 
 
+def test_of_two_builds_taking_over_a_stale_lock_one_wins(s3):
+    from pairgen.outdir import ObjectStoreLock
+
+    out, key = f"s3://{BUCKET}/race", f"{BUCKET}/race/.pairgen.lock"
+    stale = json.dumps({"host": "elsewhere", "pid": 1, "command": "pairgen build", "token": "old",
+                        "refreshed": time.time() - 1000}).encode()
+    s3.pipe_file(key, stale)
+    loser = ObjectStoreLock(out)
+    loser.holder = {"token": "loser"}
+    _, seen = loser._read_with_etag()
+    s3.pipe_file(key, b'{"token": "winner"}')  # the other build's takeover lands first
+    assert not loser._replace(seen)
+    assert json.loads(s3.cat_file(key))["token"] == "winner"
+
+    s3.pipe_file(key, stale)  # stale: not refreshed for 1000 s, held on another host
+    lock = ObjectStoreLock(out).acquire("pairgen build (a test)")
+    assert json.loads(s3.cat_file(key))["token"] == lock.holder["token"]
+    lock.release()
+    assert ".pairgen.lock" not in listed(s3, f"{BUCKET}/race")
+
+
 def test_bad_remote_inputs_are_reported_skips(s3, tmp_path):
     rng = np.random.default_rng(0)
     good = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)

@@ -66,8 +66,7 @@ class AnnotatedTask(Task):
             raise UsageError(f"--src {srcs[0]}: not a folder; give the folder the COCO 'file_name's are relative to")
         if options.annotations:
             self.annotations = _absolute(options.annotations)
-            self.image_root = _absolute(srcs[0]) if srcs else posixpath.dirname(self.annotations) if storage.is_remote(
-                self.annotations) else os.path.dirname(self.annotations)
+            self.image_root = _absolute(srcs[0]) if srcs else _parent(self.annotations)
         else:
             self.annotations, self.image_root = DEMO_PREFIX + self.demo_file, None
         self.side = int(options.crop or DEFAULT_SIDE)
@@ -194,3 +193,7 @@ class AnnotatedTask(Task):
 def _absolute(path: str) -> str:
     """A local path made absolute; a remote URL (s3://...) as given."""
     return path.rstrip("/") if storage.is_remote(path) else os.path.abspath(path)
+
+
+def _parent(path: str) -> str:
+    return posixpath.dirname(path) if storage.is_remote(path) else os.path.dirname(path)
