@@ -127,6 +127,12 @@ def test_a_build_from_and_to_the_store_is_byte_identical_to_the_local_build(s3, 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert store_hashes(s3, f"{BUCKET}/same") == hashes
 
+    # A resume checks every shard it keeps against its stats (sha256), as locally: a damaged one is remade.
+    s3.pipe_file(damaged, bytes(data))
+    resumed = run_cli(*args, "--src", s3.photos, "--out", f"s3://{BUCKET}/same")
+    assert resumed.returncode == 0 and "resuming: 1 shards already complete, 1 to make" in resumed.stderr, resumed.stderr
+    assert store_hashes(s3, f"{BUCKET}/same") == hashes
+
 
 def test_a_killed_build_resumes_from_the_store_and_ends_byte_identical(s3, tmp_path):
     args = [*BUILD, "--crops-per-image", "80", "--src", s3.photos, "--workers", "1"]
