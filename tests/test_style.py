@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pairgen.api import build, replay
+from pairgen.errors import PairgenError
 
 from conftest import write_rgb
 
@@ -51,7 +52,11 @@ def test_card_marks_the_data_unpaired_and_lists_the_styles(style_set):
     names = [Path(s["path"]).name for s in card["styles"]]
     skipped = {Path(s["path"]).name: s["reason"] for s in card["skipped"]}
     assert "decompression bomb refused" in skipped["huge.png"] and "huge.png" not in names
-    assert "truncated.jpg" in names or "truncated.jpg" in skipped  # the header reads; the pixels do not
+    # the header reads, the pixels do not: decoded at plan time, reported once, never drawn
+    assert skipped["truncated.jpg"].startswith("style image: truncated or corrupt image data")
+    assert "truncated.jpg" not in names
+    lost = [s for s in card["skipped"] if s["reason"].startswith("style image") and not s["path"].endswith("truncated.jpg")]
+    assert not lost  # no sample skipped for its style
 
 
 def test_style_crops_follow_the_resize_rule_and_replay(style_set):
@@ -78,11 +83,23 @@ def test_style_crops_follow_the_resize_rule_and_replay(style_set):
     assert not any(card["styles"][s["json"]["style"]["index"]]["path"].endswith("truncated.jpg") for s in samples)
 
 
-def test_a_broken_style_skips_the_samples_that_drew_it(style_set, photos, tmp_path):
+def test_only_broken_styles_is_an_error_naming_them(style_set, photos, tmp_path):
     folder, _, _ = style_set
     only = tmp_path / "broken_styles"
     only.mkdir()
     (only / "truncated.jpg").write_bytes((folder / "truncated.jpg").read_bytes())  # its header reads, its pixels do not
+    with pytest.raises(PairgenError, match=r"no usable style image .*truncated.jpg: style image: truncated or corrupt"):
+        build("style", src=[str(photos)], style=str(only), out=str(tmp_path / "out"), progress=False, log=False, crop=64)
+
+
+def test_beyond_the_plan_time_check_a_broken_style_skips_the_samples_that_drew_it(style_set, photos, tmp_path, monkeypatch):
+    from pairgen.tasks import style as style_task
+
+    monkeypatch.setattr(style_task, "DECODE_AT_PLAN", 0)  # as with a style collection too large to decode up front
+    folder, _, _ = style_set
+    only = tmp_path / "broken_styles"
+    only.mkdir()
+    (only / "truncated.jpg").write_bytes((folder / "truncated.jpg").read_bytes())
     result = build("style", src=[str(photos)], style=str(only), out=str(tmp_path / "out"), progress=False, log=False, crop=64)
     assert result.card["counts"]["samples"] == 0
     reasons = {s["path"]: s["reason"] for s in result.card["skipped"]}

@@ -13,7 +13,7 @@ import numpy as np
 
 from pairgen.ops import kernels
 from pairgen.ops.base import Context, register
-from pairgen.ops.util import check_probs, check_range, check_sizes, choose, clip_unit, uniform
+from pairgen.ops.util import cap_unit, check_probs, check_range, check_sizes, choose, clip_unit, uniform
 
 _ODD_SIZES = tuple(range(7, 22, 2))  # 7, 9, ..., 21
 _MIN_SIGMA = 1e-3  # pixels: narrower than this is a delta on any grid (and keeps S invertible)
@@ -131,7 +131,10 @@ def blur_kernel(params: BlurParams) -> np.ndarray:
 
 
 def apply_blur(image: np.ndarray, params: BlurParams) -> np.ndarray:
-    return clip_unit(kernels.convolve(image, blur_kernel(params)))
+    # Only the circular low-pass has negative lobes; the other shapes average, so their output
+    # is never negative and one pass caps it at 1.
+    clip = clip_unit if params.kind == "sinc" else cap_unit
+    return clip(kernels.convolve(image, blur_kernel(params)))
 
 
 register(

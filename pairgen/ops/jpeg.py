@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register, to_float
-from pairgen.ops.util import unit_to_uint8
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,13 @@ def jpeg_bytes(image_u8_rgb: np.ndarray, quality: int) -> bytes:
 
 
 def apply_jpeg(image: np.ndarray, params: JpegParams) -> np.ndarray:
-    """Round to 8 bits (as base.to_uint8), encode, decode (deterministic: same bytes in, same pixels out)."""
+    """Round to 8 bits, encode, decode (deterministic: same bytes in, same pixels out).
+
+    The rounding is to nearest with ties to even, saturated (OpenCV's float -> uint8, what
+    BasicSR's cv2 JPEG path does with ``img * 255``); images here are in [0, 1]."""
     if not 1 <= params.quality <= 100:
         raise ValueError(f"jpeg.quality: expected 1..100, got {params.quality}")
-    data = jpeg_bytes(unit_to_uint8(image), params.quality)
+    data = jpeg_bytes(cv2.convertScaleAbs(image, alpha=255.0), params.quality)
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     return to_float(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pairgen.ops.base import Context, register
-from pairgen.ops.util import check_probs, check_range, choose, clip_unit, uniform
+from pairgen.ops.util import cap_unit, check_probs, check_range, choose, clip_unit, uniform
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 _MODES = tuple(INTERPOLATIONS)  # the random-resize defaults (Real-ESRGAN's three)
@@ -51,7 +51,9 @@ def resize_image(image: np.ndarray, out_height: int, out_width: int, mode: str) 
     out = cv2.resize(image, (int(out_width), int(out_height)), interpolation=INTERPOLATIONS[mode])
     if out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
         out = out[:, :, None]
-    return clip_unit(np.ascontiguousarray(out))
+    # area and bilinear weights are convex (never negative); bicubic overshoots at edges
+    clip = clip_unit if mode == "bicubic" else cap_unit
+    return clip(np.ascontiguousarray(out))
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:

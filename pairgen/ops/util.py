@@ -59,6 +59,15 @@ def clip_unit(image: np.ndarray) -> np.ndarray:
     return cv2.threshold(image, 0.0, 0.0, cv2.THRESH_TOZERO, dst=image)[1]
 
 
+def cap_unit(image: np.ndarray) -> np.ndarray:
+    """Clip a fresh float32 array that cannot be negative (a convex combination of values in
+    [0, 1]: a non-negative kernel, area or bilinear resampling) to at most 1 in place: one pass
+    where ``clip_unit`` takes two. Float rounding can lift such sums a few ulps above 1."""
+    if image.strides != _c_strides(image):
+        image = image.copy()
+    return cv2.threshold(image, 1.0, 1.0, cv2.THRESH_TRUNC, dst=image)[1]
+
+
 def unit_to_uint8(image: np.ndarray) -> np.ndarray:
     """Same values as ``pairgen.ops.base.to_uint8`` (floor(255 x + 0.5), clipped), ~10x faster."""
     scaled = image * np.float32(255.0)

@@ -10,7 +10,9 @@ folder of one artist's images); several distinct styles need a style-conditioned
 Style rule (AdaIN, Huang & Belongie 2017): the style image is resized so its shorter side is
 ``style_side`` px (area when shrinking, bicubic when enlarging), then a random crop of the
 content crop's size is taken. Style files are checked like any source: huge ones are refused from
-their header at plan time, broken ones skip the sample that drew them, with the reason.
+their header at plan time. Up to ``DECODE_AT_PLAN`` style images are also decoded at plan time,
+so a broken one is reported once and never drawn; beyond that (a large style collection) a broken
+file skips each sample that drew it, with the reason.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import PairgenError, RecipeError, UsageError
-from ..sources import DecodeError, SourceRef, display_path, list_sources, load_rgb
+from ..sources import DecodeError, Skip, SourceRef, display_path, list_sources, load_rgb
 from . import register_task
 from .base import FieldSpec, SkipSample, option
 from .photo import PhotoOptions, PhotoTask
@@ -29,6 +31,9 @@ from .photo import PhotoOptions, PhotoTask
 # The embedded photo used as the style when --style is not given (a fast style network learns one
 # style, as in Johnson et al.), and therefore left out of the default content photos.
 DEFAULT_STYLES = ("immunohistochemistry",)
+# Style sets up to this size are decoded once at plan time (a few seconds at most), so that no
+# sample is lost to a broken style file.
+DECODE_AT_PLAN = 64
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,26 @@ class StyleTask(PhotoTask):
         else:
             styles, style_skips = list_sources([], **limits)
             styles = [r for r in styles if r.path in DEFAULT_STYLES]
+        if len(styles) <= DECODE_AT_PLAN:
+            styles, broken = self._decodable(styles)
+            style_skips = list(style_skips) + broken
         if not styles:
             raise PairgenError(f"--style {self.style_src}: no usable style image ("
                                + "; ".join(f"{s.path}: {s.reason}" for s in style_skips[:5]) + ")")
         self.styles = styles
         items, skipped = super().plan()
         return items, list(style_skips) + skipped
+
+    def _decodable(self, styles: list[SourceRef]):
+        usable, broken = [], []
+        for ref in styles:
+            try:
+                resized_style(ref, self.style_side, self.max_pixels)
+            except DecodeError as exc:
+                broken.append(Skip(display_path(ref), f"style image: {exc}"))
+                continue
+            usable.append(ref)
+        return usable, broken
 
     def sources(self):
         refs, skipped = super().sources()
