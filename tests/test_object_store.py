@@ -4,6 +4,7 @@ s3fs, a build killed by SIGKILL and resumed from the store, a Ray head started w
 --head`. Every process the tests start is stopped by them."""
 import glob
 import hashlib
+import io
 import json
 import os
 import signal
@@ -70,6 +71,25 @@ def local_hashes(folder):
 
 def store_hashes(fs, prefix):
     return {name: hashlib.sha256(fs.cat_file(f"{prefix}/{name}")).hexdigest() for name in listed(fs, prefix, ".tar")}
+
+
+def differing_members(fs, prefix, folder):
+    """For a failure message: the members that differ between a store's shards and a folder's,
+    and whether their decoded values are equal (a codec's bytes) or not (the data)."""
+    import tarfile
+
+    from pairgen.encoding import decode
+
+    out = []
+    for name in listed(fs, prefix, ".tar"):
+        remote = tarfile.open(fileobj=io.BytesIO(fs.cat_file(f"{prefix}/{name}")))
+        with tarfile.open(folder / name) as local:
+            for member in remote.getmembers():
+                x, y = remote.extractfile(member).read(), local.extractfile(local.getmember(member.name)).read()
+                if x != y:
+                    same = member.name.endswith(".png") and np.array_equal(decode("png", x), decode("png", y))
+                    out.append(f"{name}/{member.name}: {'same pixels, other bytes' if same else 'other content'}")
+    return out
 
 
 def members(tar_bytes_or_path):
@@ -154,7 +174,8 @@ def test_a_killed_build_resumes_from_the_store_and_ends_byte_identical(s3, tmp_p
     assert f"resuming: {finished} shards already complete" in resumed.stderr, resumed.stderr
     reference = run_cli(*args, "--out", tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr
-    assert store_hashes(s3, f"{BUCKET}/killed") == local_hashes(tmp_path / "reference")
+    assert store_hashes(s3, f"{BUCKET}/killed") == local_hashes(tmp_path / "reference"), differing_members(
+        s3, f"{BUCKET}/killed", tmp_path / "reference")
     assert len(local_hashes(tmp_path / "reference")) == 50
     assert ".pairgen.lock" not in listed(s3, f"{BUCKET}/killed")
     staging = storage.staging_folder(out)  # where the killed build's worker was making its shard

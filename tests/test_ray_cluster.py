@@ -62,6 +62,9 @@ def head():
         for pid in session_processes(proc.pid):
             os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not session_processes(proc.pid), "Ray processes outlived the test"
 
 
