@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[render,ray,train,test]'
+	$(BIN)/python -m pip install --quiet -e '.[render,ray,train,test,s3]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loader.py
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_scaleout.py
 
 clean:
 	rm -rf $(VENV) demo-shards demo-report

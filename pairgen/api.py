@@ -13,13 +13,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import __version__, outdir
+from . import __version__, outdir, storage
 from .errors import Interrupted, PairgenError, RecipeError, UsageError
 from .executors import ShardFailed, ShardSpec, run_local, run_ray
 from .recipes import load_recipe
 from .records import to_jsonable
 from .tasks.base import BuildInputs
-from .shards import HDF5_FILTERS, shard_done, shard_file, write_json_atomic
+from .shards import HDF5_FILTERS, completed_shards, shard_file, write_json_atomic
 
 FORMATS = ("wds", "hdf5", "hdf5-lzf")
 CONVENTIONS = {
@@ -59,12 +59,15 @@ def make_task(recipe: str, src=(), seed: int = 0, limit: int | None = None, over
 def build(recipe: str, src=(), out: str = "shards", seed: int = 0, workers: int | None = None, shard_size: int | None = None,
           limit: int | None = None, format: str = "wds", overwrite: bool = False, overrides=(), executor: str = "local",
           ray_address: str | None = None, max_pixels: int | None = None, progress: bool = True,
-          log: bool = True, retries: int = 2, **task_options) -> BuildResult:
+          log: bool = True, retries: int = 2, storage_options: dict | str | None = None, **task_options) -> BuildResult:
     """Build shards into ``out``; resumes an interrupted build of the same command.
     shard_size: samples per shard (None: the task's default, 256 for photo recipes, 32 for
     rendered ones). progress: show a progress bar; log: print the plan and the summary.
-    task_options: the recipe's task's own options (see ``make_task``)."""
+    task_options: the recipe's task's own options (see ``make_task``). storage_options: fsspec
+    options for remote paths (a dict or JSON; default: PAIRGEN_STORAGE_OPTIONS; see pairgen.storage)."""
     started = time.perf_counter()
+    storage.configure(storage.parse_options(storage_options) if isinstance(storage_options, str) else storage_options)
+    out, src = storage.local_form(out), [storage.local_form(s) for s in src]
     _check_options(out, workers, shard_size, limit, format, executor, ray_address)
     # What repairs (``pairgen verify --repair``) rerun: the command minus how it ran.
     invocation = to_jsonable({"recipe": _absolute(recipe), "src": [_absolute(s) for s in src], "seed": seed,
@@ -167,17 +170,12 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
     except OSError as exc:
         raise outdir.unwritable(out, exc) from None
 
-    specs = [ShardSpec(i, shard_file(name, i, format), out, format, seed, task, group)
+    shipped = storage.shipped()
+    specs = [ShardSpec(i, shard_file(name, i, format), out, format, seed, task, group, shipped)
              for i, group in enumerate(_pack(items, run.shard_size, task))]
 
-    done_stats = {}
-    todo = []
-    for spec in specs:
-        stats = shard_done(out, spec.name)
-        if stats is not None:
-            done_stats[spec.name] = stats
-        else:
-            todo.append(spec)
+    done_stats = completed_shards(out, [spec.name for spec in specs])
+    todo = [spec for spec in specs if spec.name not in done_stats]
     planned = sum(_item_samples(i) for i in items)
     already = sum(s["samples"] for s in done_stats.values())
     say(f"pairgen: {name}: {len(items)} inputs -> {planned} planned samples in {len(specs)} shards"
@@ -215,7 +213,7 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
         card = _card(name, task, task_card, seed, format, specs, result_stats, skipped, items, fingerprint)
         if retried:  # how the build got there (not part of the data)
             card["retried"] = retried
-        write_json_atomic(os.path.join(out, "dataset.json"), card)
+        write_json_atomic(_in(out, "dataset.json"), card)
     except KeyboardInterrupt:
         exit_at_next_interrupt()
         outdir.remove_temporaries(out)
@@ -231,10 +229,14 @@ def _build_locked(name, task, run, started, say, items, skipped, task_card, fing
     counts = card["counts"]
     say(f"pairgen: wrote {counts['samples']} samples in {len(result_stats)} shards to {_folder(out)} "
         f"in {result.seconds:.1f} s; {_skip_summary(card['skipped'])}"
-        + (f" (details in {os.path.join(out, 'dataset.json')})" if card["skipped"] else ""))
+        + (f" (details in {_in(out, 'dataset.json')})" if card["skipped"] else ""))
     if failures:
         raise ShardFailed(f"{len(failures)} shards failed after retries (run the same command again to resume):\n" + "\n".join(failures))
     return result
+
+
+def _in(folder: str, name: str) -> str:
+    return storage.join(folder, name) if storage.is_remote(folder) else os.path.join(folder, name)
 
 
 def _folder(path: str) -> str:
@@ -389,6 +391,9 @@ def replay(record: dict, task: str | None = None) -> dict:
 
 
 def read_card(folder: str) -> dict:
+    if storage.is_remote(folder):  # inspect, replay, export, --html read local folders
+        raise PairgenError(f"{folder}: this command reads local folders only (not yet object stores); copy the folder "
+                           f"down first (e.g. `aws s3 sync {folder} LOCAL/`), or check it in place with `pairgen verify {folder}`")
     path = os.path.join(folder, "dataset.json")
     if os.path.isfile(folder):
         raise PairgenError(f"{folder} is a file; give the dataset folder (the one holding dataset.json)")

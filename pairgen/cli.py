@@ -53,6 +53,10 @@ def main():
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is it stuck?
 
 
+STORAGE_OPTIONS_HELP = ("fsspec options for s3:// / gs:// paths as JSON, e.g. '{\"endpoint_url\": \"http://host:9000\"}' "
+                        "(default: $PAIRGEN_STORAGE_OPTIONS; credentials also from AWS_* variables).")
+
+
 def _positive(ctx, param, value):
     if value is not None and value < 1:
         raise click.BadParameter("must be at least 1")
@@ -68,7 +72,9 @@ def _run_build(recipe, **options):
     except ShardFailed as exc:
         click.echo(f"pairgen: error: {exc}", err=True)
         sys.exit(1)
-    click.echo(os.path.join(result.out, "dataset.json"))
+    from .storage import is_remote, join
+
+    click.echo(join(result.out, "dataset.json") if is_remote(result.out) else os.path.join(result.out, "dataset.json"))
 
 
 # ----------------------------------------------------------------------------- task options as flags
@@ -152,14 +158,15 @@ def _recipes_epilog() -> str:
 @click.option("--retries", default=2, show_default=True, type=click.IntRange(0, 100),
               help="Attempts after the first for a shard that fails (an error, a worker that died); each is reported.")
 @click.option("--max-pixels", type=int, callback=_positive, help="Refuse images with more pixels than this (decompression bombs); default 100 million.")
+@click.option("--storage-options", metavar="JSON", help=STORAGE_OPTIONS_HELP)
 @_with_task_flags_of_all_tasks
 def build(recipe, src, out, seed, workers, shard_size, limit, fmt, overwrite, quiet, overrides, executor, ray_address,
-          retries, max_pixels, **task_options):
+          retries, max_pixels, storage_options, **task_options):
     """Build training shards from RECIPE (a built-in name or a YAML file; `pairgen recipes` lists
     them). Task options apply to the tasks named in brackets; another task's option is an error."""
     _run_build(recipe, src=list(src), out=out, seed=seed, workers=workers, shard_size=shard_size, limit=limit,
                format=fmt, overwrite=overwrite, overrides=list(overrides), executor=executor, ray_address=ray_address,
-               retries=retries, max_pixels=max_pixels, progress=not quiet, **_given(task_options))
+               retries=retries, max_pixels=max_pixels, progress=not quiet, storage_options=storage_options, **_given(task_options))
 
 
 def _task_command(task_class):
@@ -270,19 +277,24 @@ def inspect(folder, n_samples, preview_dir, html, page_size):
 @click.argument("folder", type=click.Path())
 @click.option("--repair", is_flag=True, help="Rebuild the damaged shards bit-exactly with the build's recorded command.")
 @click.option("--quiet", is_flag=True, help="No progress bar while repairing.")
-def verify(folder, repair, quiet):
-    """Check every shard of FOLDER against the size and sha256 recorded when it was written;
-    exit 1 listing the damaged ones (--repair rebuilds them)."""
+@click.option("--storage-options", metavar="JSON", help=STORAGE_OPTIONS_HELP)
+def verify(folder, repair, quiet, storage_options):
+    """Check every shard of FOLDER (a folder or an s3:// prefix) against the size and sha256
+    recorded when it was written; exit 1 listing the damaged ones (--repair rebuilds them)."""
+    from . import storage
     from .verification import repair as run_repair, verify as run_verify
+
+    storage.configure(storage.parse_options(storage_options))
+    folder = storage.local_form(folder)
 
     before, after = run_repair(folder, progress=not quiet) if repair else (run_verify(folder),) * 2
     for name, reason in sorted(before.bad.items()):
-        click.echo(f"{os.path.join(folder, name)}: {reason}")
+        click.echo(f"{folder.rstrip('/')}/{name}: {reason}")
     if repair and not before.ok:
         fixed = sorted(set(before.bad) - set(after.bad))
         click.echo(f"repaired {len(fixed)} of {len(before.bad)} damaged shards (byte-identical rebuilds)")
         for name, reason in sorted(after.bad.items()):
-            click.echo(f"{os.path.join(folder, name)}: still bad: {reason}")
+            click.echo(f"{folder.rstrip('/')}/{name}: still bad: {reason}")
     verdict = after
     click.echo(f"{folder}: {verdict.checked} shards checked, {len(verdict.bad)} damaged"
                + ("" if verdict.ok or repair else "; run `pairgen verify --repair` to rebuild them"))

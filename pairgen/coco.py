@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import storage
 from .errors import PairgenError
 from .sources import EMBEDDED_PHOTOS, DecodeError, Skip, SourceRef, load_embedded, probe_size
 
@@ -84,8 +85,7 @@ def load_coco(path: str) -> CocoDataset:
     is a skip)."""
     where = resolve_path(path)
     try:
-        with open(where, encoding="utf-8") as handle:
-            raw = json.load(handle)
+        raw = json.loads(storage.read_text_input(where))  # a local path or an s3:// URL
     except FileNotFoundError:
         raise PairgenError(f"{path}: annotations file not found") from None
     except IsADirectoryError:
@@ -320,8 +320,9 @@ def image_refs(dataset: CocoDataset, image_root: str | None, max_pixels: int | N
             h, w = load_embedded(stem).shape[:2]
             ref = SourceRef(f"embedded:{stem}", "embedded", stem, height=h, width=w)
         else:
-            path = os.path.join(image_root, image.file_name)
-            if not os.path.isfile(path):
+            remote = storage.is_remote(image_root)
+            path = storage.join(image_root, image.file_name) if remote else os.path.join(image_root, image.file_name)
+            if not remote and not os.path.isfile(path):  # remote: a missing object fails the probe below
                 return None, f"image file missing: {path}"
             ref = SourceRef(os.path.normpath(image.file_name), "file", path)
             try:

@@ -3,6 +3,7 @@ nothing of the pool or cluster around it. Local (in-process or a process pool) a
 with retries of failed shards."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue as queue_module
@@ -14,9 +15,11 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+from . import storage
 from .errors import PairgenError
 from .outdir import MEDIUM_ERRORS
 from .rng import sample_rng
+from .sources import prefetching
 from .shards import file_sha256, open_writer, stats_file, write_json_atomic
 from .tasks.base import SkipSample, Task, WorkItem
 
@@ -32,6 +35,7 @@ class ShardSpec:
     seed: int
     task: Task
     items: list[WorkItem] = field(default_factory=list)
+    storage: dict = field(default_factory=dict)  # storage.shipped(): how a worker reaches remote inputs/outputs
 
 
 class ShardFailed(Exception):
@@ -39,28 +43,35 @@ class ShardFailed(Exception):
 
 
 def process_shard(spec: ShardSpec, progress=None) -> dict:
-    """Make every sample of one shard, write it atomically, then its stats file; return the stats."""
-    started = time.perf_counter()
-    path = os.path.join(spec.out_dir, spec.name)
-    writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
-    samples, skipped, keys, records = 0, [], [], []
+    """Make every sample of one shard, write it atomically, then its stats file; return the stats.
+    To an object store: the shard is written to a local temporary folder, uploaded whole, then
+    its stats object is written (a resume trusts a shard only with its stats)."""
+    if spec.storage:
+        storage.configure(**spec.storage)
+    if not storage.is_remote(spec.out_dir):
+        return _make_shard(spec, os.path.join(spec.out_dir, spec.name), progress)
+    staging = storage.staging_folder(spec.out_dir)
+    os.makedirs(staging, exist_ok=True)
+    local = os.path.join(staging, spec.name)
     try:
-        for item in spec.items:
-            try:
-                made = spec.task.make(item, sample_rng(spec.seed, item.identity))
-            except SkipSample as exc:
-                skipped.append({"path": exc.path, "reason": exc.reason})
-                made = []
-            for key, fields in made:
-                _write(writer.write, key, fields, tmp=writer.tmp)
-                keys.append(key)
-                records.append(fields.get("json", {}))
-                samples += 1
-                _report(progress, 1)
+        return _make_shard(spec, local, progress, publish=True)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(local)
+
+
+def _make_shard(spec: ShardSpec, path: str, progress, publish: bool = False) -> dict:
+    started = time.perf_counter()
+    writer = _write(open_writer, path, spec.fmt, tmp=path + ".tmp")
+    skipped, keys, records = [], [], []
+    try:
+        with prefetching(spec.items):
+            _make_samples(spec, writer, progress, skipped, keys, records)
         _write(writer.close, tmp=writer.tmp)
     except BaseException:
         writer.abort()
         raise
+    samples = len(keys)
     stats = {
         "shard": spec.name,
         "samples": samples,
@@ -74,8 +85,27 @@ def process_shard(spec: ShardSpec, progress=None) -> dict:
     summary = spec.task.shard_summary(records)
     if summary:
         stats["summary"] = summary
-    write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
+    if publish:
+        storage.upload(path, storage.join(spec.out_dir, spec.name))
+        stats["seconds"] = round(time.perf_counter() - started, 3)  # the upload is part of the shard's cost
+        write_json_atomic(storage.join(spec.out_dir, stats_file(spec.name)), stats)
+    else:
+        write_json_atomic(os.path.join(spec.out_dir, stats_file(spec.name)), stats)
     return stats
+
+
+def _make_samples(spec: ShardSpec, writer, progress, skipped: list, keys: list, records: list) -> None:
+    for item in spec.items:
+        try:
+            made = spec.task.make(item, sample_rng(spec.seed, item.identity))
+        except SkipSample as exc:
+            skipped.append({"path": exc.path, "reason": exc.reason})
+            made = []
+        for key, fields in made:
+            _write(writer.write, key, fields, tmp=writer.tmp)
+            keys.append(key)
+            records.append(fields.get("json", {}))
+            _report(progress, 1)
 
 
 def _write(call, *args, tmp: str):
@@ -230,11 +260,19 @@ def _stop_pool(pool: ProcessPoolExecutor, in_flight: list[ShardSpec]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     for spec in in_flight:
-        for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
-            try:
-                os.unlink(os.path.join(spec.out_dir, tmp))
-            except FileNotFoundError:
-                pass
+        _remove_temporaries(spec)
+
+
+def _remove_temporaries(spec: ShardSpec) -> None:
+    """The files an unfinished attempt at ``spec`` may have left on this host."""
+    if storage.is_remote(spec.out_dir):  # the local staging copy (an object appears whole or not at all)
+        folder = storage.staging_folder(spec.out_dir)
+        paths = (spec.name + ".tmp", spec.name)
+    else:
+        folder, paths = spec.out_dir, (spec.name + ".tmp", stats_file(spec.name) + ".tmp")
+    for name in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
 
 
 def _retry_or_fail(spec, exc, attempts, retries, pending, failures, on_retry):
@@ -310,11 +348,7 @@ def run_ray(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries
         for ref in refs:
             ray.cancel(ref, force=True)
         for spec in refs.values():
-            for tmp in (spec.name + ".tmp", stats_file(spec.name) + ".tmp"):
-                try:
-                    os.unlink(os.path.join(spec.out_dir, tmp))
-                except OSError:
-                    pass
+            _remove_temporaries(spec)
         raise
     finally:
         _drain_ray(progress, on_progress)

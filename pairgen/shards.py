@@ -1,7 +1,9 @@
 """Shard files: atomic tar (webdataset layout) and HDF5 writers, per-shard stats, the card.
 
 A shard is written under ``NAME.tmp`` and renamed when complete; its stats file
-``NAME.stats.json`` is written after that and is the done marker a resumed build trusts.
+``NAME.stats.json`` is written after that and is the done marker a resumed build trusts. On an
+object store (``s3://...``) the shard is written to a local temporary file and uploaded whole
+(``pairgen.storage.upload``), then its stats object; resume reads both back from the store.
 Tar members carry fixed metadata (mtime 0, uid/gid 0, mode 0444, ustar), so the same samples
 give the same bytes.
 """
@@ -15,6 +17,7 @@ import tarfile
 
 import numpy as np
 
+from . import storage
 from .encoding import decode, encode
 
 EXTENSIONS = {"wds": ".tar", "hdf5": ".h5", "hdf5-lzf": ".h5"}
@@ -43,7 +46,12 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
 
 
 def write_json_atomic(path: str, value) -> None:
-    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    """A JSON file written whole: PATH.tmp + rename locally, one PUT on an object store."""
+    data = (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    if storage.is_remote(path):
+        storage.write_bytes(path, data)
+    else:
+        write_bytes_atomic(path, data)
 
 
 def file_sha256(path: str) -> str:
@@ -56,8 +64,11 @@ def file_sha256(path: str) -> str:
 
 def read_stats(out_dir: str, shard_name: str) -> dict | None:
     try:
-        with open(os.path.join(out_dir, stats_file(shard_name)), encoding="utf-8") as handle:
-            stats = json.load(handle)
+        if storage.is_remote(out_dir):
+            stats = json.loads(storage.read_bytes(storage.join(out_dir, stats_file(shard_name))))
+        else:
+            with open(os.path.join(out_dir, stats_file(shard_name)), encoding="utf-8") as handle:
+                stats = json.load(handle)
         return stats if isinstance(stats, dict) else None
     except (OSError, ValueError):
         return None
@@ -67,27 +78,52 @@ NO_STATS, NO_CHECKSUM = "no stats file (never finished)", "no checksum in its st
 UNVERIFIABLE = (NO_STATS, NO_CHECKSUM)  # a reader can still read such a shard; a resume remakes it
 
 
-def shard_damage(out_dir: str, shard_name: str, stats: dict | None) -> str | None:
-    """Why a finished shard cannot be trusted (missing, other size, other checksum), or None."""
-    path = os.path.join(out_dir, shard_name)
+def shard_damage(out_dir: str, shard_name: str, stats: dict | None, sizes: dict | None = None) -> str | None:
+    """Why a finished shard cannot be trusted (missing, other size, other checksum), or None.
+    ``sizes``: a remote folder's listing (name -> bytes), read once for all its shards."""
     if stats is None:
         return NO_STATS
-    if not os.path.exists(path):
-        return "missing"
+    remote = storage.is_remote(out_dir)
+    if remote:
+        path = storage.join(out_dir, shard_name)
+        size = (sizes if sizes is not None else storage.listing(out_dir)).get(shard_name)
+        if size is None:
+            return "missing"
+    else:
+        path = os.path.join(out_dir, shard_name)
+        if not os.path.exists(path):
+            return "missing"
     if "sha256" not in stats:
         return NO_CHECKSUM
-    size = os.path.getsize(path)
+    if not remote:
+        size = os.path.getsize(path)
     if size != stats.get("bytes"):
         return f"{size} bytes, its stats say {stats.get('bytes')}"
-    if file_sha256(path) != stats["sha256"]:
+    if (storage.sha256(path) if remote else file_sha256(path)) != stats["sha256"]:
         return "checksum differs from its stats (damaged)"
     return None
 
 
-def shard_done(out_dir: str, shard_name: str) -> dict | None:
+def shard_done(out_dir: str, shard_name: str, sizes: dict | None = None) -> dict | None:
     """The shard's stats if an earlier run completed it and it is intact (size and sha256), else None."""
     stats = read_stats(out_dir, shard_name)
-    return stats if shard_damage(out_dir, shard_name, stats) is None else None
+    return stats if shard_damage(out_dir, shard_name, stats, sizes) is None else None
+
+
+def completed_shards(out_dir: str, names: list[str]) -> dict[str, dict]:
+    """Name -> stats of the shards an earlier run completed intact. On an object store: one
+    listing, then only the shards with a stats object are read back and hashed, a few at a time
+    (the round trips, not the CPU, dominate)."""
+    if not storage.is_remote(out_dir):
+        found = {name: shard_done(out_dir, name) for name in names}
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        sizes = storage.listing(out_dir)
+        candidates = [name for name in names if stats_file(name) in sizes]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(zip(candidates, pool.map(lambda name: shard_done(out_dir, name, sizes), candidates)))
+    return {name: stats for name, stats in found.items() if stats is not None}
 
 
 class TarShardWriter:

@@ -3,6 +3,8 @@
 A ``--src`` is a directory (searched recursively), a glob, a text file listing paths (one per
 line, relative to the list's folder, ``#`` comments), a ``.tar`` of images, or nothing (the
 photos that ship inside scikit-image). Planning reads headers only; decoding happens in workers.
+Each may also be a remote URL (``s3://bucket/photos/``, through ``pairgen.storage``): a prefix is
+listed recursively, a header is probed from its first 16 KiB range(s), the same rules apply.
 
 Decoding rules (documented in the README):
 * EXIF orientation is applied, so pixels are upright as a viewer shows them.
@@ -13,12 +15,16 @@ Decoding rules (documented in the README):
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import os
+import posixpath
 import stat
 import tarfile
+import threading
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,6 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import storage
 from .errors import PairgenError
 
 IMAGE_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"}
@@ -95,6 +102,7 @@ def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_M
     candidates: list[tuple[str, str, str]] = []  # (identity, path, member)
     refs: list[SourceRef] = []
     skipped: list[Skip] = []
+    remote_sizes: dict[str, int | None] = {}  # URL -> bytes, from the listings (None: not listed)
     if not srcs:
         for name in EMBEDDED_PHOTOS:
             try:
@@ -104,29 +112,32 @@ def list_sources(srcs: list[str], min_side: int = 0, max_pixels: int = DEFAULT_M
                 continue
             refs.append(SourceRef(f"embedded:{name}", "embedded", name, height=h, width=w))
     for src in srcs:
-        found = _expand(src, skipped, exclude)
+        found = _expand_remote(src, skipped, exclude, remote_sizes) if storage.is_remote(src) else _expand(src, skipped, exclude)
         if not found:
             raise PairgenError(f"--src {src}: no files found there")
         candidates.extend(found)
 
     seen: set = set()  # identities, and real files: a file reached twice (a glob and its folder, two links) is used once
     for identity, path, member in sorted(set(candidates)):
-        real = (os.path.realpath(path), member)
+        remote = storage.is_remote(path)
+        real = (path if remote else os.path.realpath(path), member)
         if identity in seen or real in seen:
             continue
         seen.update((identity, real))
         if member:
             refs.append(SourceRef(identity, "tar", path, member=member[0], offset=member[1], size=member[2]))
             continue
-        reason = _file_problem(path)
+        size, reason = _remote_problem(path, remote_sizes) if remote else (0, _file_problem(path))
         if reason:
             skipped.append(Skip(path, reason))
             continue
-        refs.append(SourceRef(identity, "file", path, size=os.path.getsize(path)))
+        refs.append(SourceRef(identity, "file", path, size=size if remote else os.path.getsize(path)))
 
     refs = sorted(refs, key=lambda r: r.identity)
-    # Headers are read by a few threads: on network storage the latency, not the CPU, dominates.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    # Headers are read by a few threads: on network storage the latency, not the CPU, dominates
+    # (an object store's ~20-50 ms per GET: more threads there).
+    remote = any(storage.is_remote(ref.path) for ref in refs if ref.kind != "embedded")
+    with ThreadPoolExecutor(max_workers=32 if remote else 8) as pool:
         sizes = list(pool.map(lambda ref: _probe_or_reason(ref, max_pixels), refs))
     usable = []
     for ref, size in zip(refs, sizes):
@@ -179,6 +190,64 @@ def _expand(src: str, skipped: list[Skip], exclude: tuple = ()) -> list[tuple[st
     return [(os.path.normpath(src), src, None)]
 
 
+def _expand_remote(src: str, skipped: list[Skip], exclude: tuple, sizes: dict) -> list[tuple[str, str, object]]:
+    """``_expand`` for a remote URL: a prefix (listed recursively, identities relative to its
+    parent, as for a local folder), a glob, a .tar object, a list file, or one object."""
+    fs, path = storage.filesystem(src)
+    if any(ch in path for ch in "*?["):
+        out = []
+        for match in sorted(fs.glob(path)):
+            out.extend(_expand_remote(storage.url(fs, match), skipped, exclude, sizes))
+        return out
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise PairgenError(f"--src {src}: no such object or prefix") from None
+    except OSError as exc:
+        raise PairgenError(f"--src {src}: cannot list it ({exc})") from None
+    if info.get("type") == "directory":
+        root = path.rstrip("/")
+        base = posixpath.dirname(root)
+        excluded = [fs._strip_protocol(e).rstrip("/") + "/" for e in exclude if storage.is_remote(e)]
+        out, left_out = [], set()
+        for name, entry in sorted(fs.find(root, detail=True).items()):
+            inside = next((e for e in excluded if name.startswith(e)), None)
+            if inside:
+                left_out.add(inside)
+                continue
+            address = storage.url(fs, name)
+            sizes[address] = int(entry.get("size") or 0)
+            out.append((posixpath.relpath(name, base), address, None))
+        skipped.extend(Skip(storage.url(fs, e), "the build's own --out folder, inside --src: not used as input") for e in sorted(left_out))
+        return out
+    address = storage.url(fs, path)
+    sizes[address] = int(info.get("size") or 0)
+    if path.lower().endswith(".tar"):
+        return _tar_members(address, skipped)
+    if posixpath.splitext(path)[1].lower() in LIST_EXTENSIONS:
+        folder = address.rsplit("/", 1)[0]
+        entries = read_list_file(address)
+        return [(entry, entry, None) for entry in (e if "://" in e else storage.join(folder, e) for e in entries)]
+    return [(address, address, None)]
+
+
+def _remote_problem(address: str, sizes: dict) -> tuple[int, str]:
+    """(size, the reason to skip a remote object or ''): missing, empty."""
+    size = sizes.get(address)
+    if size is None:  # named by a list file: not seen in a listing
+        fs, path = storage.filesystem(address)
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return 0, "missing file"
+        except OSError as exc:
+            return 0, f"unreadable: {exc}"
+        if info.get("type") != "file":
+            return 0, "not a regular file"
+        size = int(info.get("size") or 0)
+    return size, ("empty file" if size == 0 else "")
+
+
 def _walk(src: str, skipped: list[Skip], exclude: tuple) -> list[tuple[str, str, object]]:
     """Every file under a folder, sorted. Symbolic links to folders are followed, each real
     folder listed once (a link back up, a loop, is reported, not followed); unreadable folders
@@ -212,8 +281,11 @@ def _walk(src: str, skipped: list[Skip], exclude: tuple) -> list[tuple[str, str,
 
 def read_list_file(path: str) -> list[str]:
     """The entries of a list file: one path per line, UTF-8, ``#`` comments and blank lines skipped."""
-    with open(path, "rb") as handle:
-        raw_lines = handle.read().splitlines()
+    if storage.is_remote(path):
+        raw_lines = storage.read_bytes(path).splitlines()
+    else:
+        with open(path, "rb") as handle:
+            raw_lines = handle.read().splitlines()
     entries = []
     for number, raw in enumerate(raw_lines, 1):
         try:
@@ -230,7 +302,7 @@ def _tar_members(path: str, skipped: list[Skip]):
     out = []
     label = os.path.basename(path)
     try:
-        with tarfile.open(path) as archive:
+        with (tarfile.open(fileobj=storage.open_input(path, 1 << 20)) if storage.is_remote(path) else tarfile.open(path)) as archive:
             for info in archive:
                 if info.isfile():
                     out.append((f"{label}:{info.name}", path, (info.name, info.offset_data, info.size)))
@@ -256,7 +328,77 @@ def _file_problem(path: str) -> str:
 # ----------------------------------------------------------------------------- decoding
 
 
+class _Prefetch:
+    """Remote inputs fetched a few ahead on threads while the current one is decoded: an object
+    store's latency per GET, not its bandwidth, would otherwise set a worker's pace."""
+
+    def __init__(self, refs: list[SourceRef], ahead: int):
+        self.pool = ThreadPoolExecutor(max_workers=ahead)
+        self.lock = threading.Lock()
+        self.futures: dict = {}
+        self.queue = deque(dict.fromkeys(_key(r) for r in refs))  # in order, each object once
+        for _ in range(ahead):
+            self._next()
+
+    def _next(self) -> None:
+        if self.queue:
+            key = self.queue.popleft()
+            self.futures[key] = self.pool.submit(_fetch_remote, *key)
+
+    def take(self, ref: SourceRef):
+        """The prefetched bytes of ``ref`` (an OSError re-raised as it would be unprefetched), or None."""
+        with self.lock:
+            future = self.futures.pop(_key(ref), None)
+            if future is not None:
+                self._next()
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_prefetch: _Prefetch | None = None
+
+
+def _key(ref: SourceRef) -> tuple:
+    return (ref.path, ref.offset, ref.size) if ref.kind == "tar" else (ref.path, None, None)
+
+
+def _fetch_remote(path: str, offset, size) -> bytes:
+    return storage.read_bytes(path) if offset is None else storage.read_bytes(path, offset, offset + size)
+
+
+@contextlib.contextmanager
+def prefetching(items, ahead: int = 3):
+    """While in this block, ``read_bytes`` serves the remote inputs of ``items`` (work items
+    whose payload holds a ``source`` SourceRef, as photo and annotated tasks' do) from reads
+    started ``ahead`` inputs in advance. Local inputs are read as always."""
+    global _prefetch
+    refs = [SourceRef.from_json(i.payload["source"]) for i in items if isinstance(i.payload.get("source"), dict)]
+    refs = [r for r in refs if r.kind != "embedded" and storage.is_remote(r.path)]
+    if not refs or _prefetch is not None:
+        yield
+        return
+    _prefetch = _Prefetch(refs, ahead)
+    try:
+        yield
+    finally:
+        _prefetch.close()
+        _prefetch = None
+
+
 def read_bytes(ref: SourceRef) -> bytes:
+    if storage.is_remote(ref.path):
+        try:
+            if _prefetch is not None:
+                data = _prefetch.take(ref)
+                if data is not None:
+                    return data
+            if ref.kind == "tar":
+                return storage.read_bytes(ref.path, ref.offset, ref.offset + ref.size)
+            return storage.read_bytes(ref.path)
+        except OSError as exc:
+            raise DecodeError(f"unreadable: {exc.strerror or exc}") from exc
     try:
         with open(ref.path, "rb") as handle:
             if ref.kind == "tar":
@@ -272,8 +414,14 @@ def probe_size(ref: SourceRef, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
     data = read_bytes(ref) if ref.kind == "tar" else None
     if data is not None and not data:
         raise DecodeError("empty file")
+    remote = data is None and storage.is_remote(ref.path)
     try:
-        with Image.open(io.BytesIO(data) if data is not None else ref.path) as image:
+        # 16 KiB ranges, fetched as Pillow reads: one GET for most headers, more past a large EXIF block
+        handle = storage.open_input(ref.path, 16 * 1024, size=ref.size) if remote else None
+    except OSError as exc:
+        raise DecodeError(f"unreadable: {exc.strerror or exc}") from exc
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else handle or ref.path) as image:
             if image.format not in IMAGE_FORMATS:
                 raise DecodeError(f"unsupported image format {image.format}")
             w, h = image.size
@@ -288,6 +436,9 @@ def probe_size(ref: SourceRef, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[in
         raise DecodeError(str(exc)) from exc
     except Exception as exc:
         raise DecodeError("not an image (unrecognised format)") from exc
+    finally:
+        if handle is not None:
+            handle.close()
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 

@@ -56,12 +56,15 @@ def head():
         yield f"127.0.0.1:{port}"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops its processes on SIGTERM
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 5  # its autoscaler monitor lingers ~30 s: not worth waiting for
         while session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         for pid in session_processes(proc.pid):
             os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not session_processes(proc.pid), "Ray processes outlived the test"
 
 

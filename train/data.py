@@ -14,6 +14,9 @@
   ``(seed, e, slot)``; each sample's crop is drawn from ``(seed, e, key)``. Batch ``i`` of a run
   is therefore a function of the seed and ``i`` alone, which is what makes ``--resume`` exact:
   a resumed stream skips the raw (undecoded) samples of the batches already trained on.
+* The folder may be on an object store (``s3://bucket/shards/``, through pairgen.storage and
+  fsspec): credentials from the AWS_* variables, other fsspec options as JSON in
+  ``PAIRGEN_STORAGE_OPTIONS``. Shards are streamed (8 MiB ranges), never copied to disk.
 
 Value conventions of the tensors handed to the model (``to_model``: channels first, float32):
 8-bit PNG -> [-1, 1]; 16-bit PNG -> [-1, 1] for image tasks, int64 ids for segmentation;
@@ -34,6 +37,8 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from pairgen import storage
+
 cv2.setNumThreads(1)  # one thread per DataLoader worker; the workers are the parallelism
 
 
@@ -41,9 +46,20 @@ class DataError(Exception):
     """Training data the user can fix; the message names the file and the problem."""
 
 
+class RemotePath(str):
+    """A folder or shard on an object store, where a local one is a Path: ``/`` and ``.name``."""
+
+    def __truediv__(self, name: str) -> "RemotePath":
+        return RemotePath(storage.join(self, name))
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Shard:
-    path: Path
+    path: Path | RemotePath
     samples: int
 
 
@@ -51,7 +67,7 @@ class Shard:
 class Card:
     """What the trainer needs from ``dataset.json``; ``raw`` is the whole parsed card."""
 
-    root: Path
+    root: Path | RemotePath
     task: str
     inputs: tuple[str, ...]
     targets: tuple[str, ...]
@@ -66,7 +82,9 @@ class Card:
 
 def load_card(folder: str | Path) -> Card:
     """Parse and validate ``folder/dataset.json``; raise DataError naming the file and problem."""
-    root = Path(folder)
+    if storage.is_remote(folder):
+        return _load_remote_card(RemotePath(str(folder).rstrip("/")))
+    root = Path(storage.local_form(str(folder)))
     if not root.exists():
         raise DataError(f"{root}: no such folder")
     if not root.is_dir():
@@ -80,6 +98,28 @@ def load_card(folder: str | Path) -> Card:
         raw = json.loads(card_path.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{card_path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return _parse_card(root, raw, lambda path: path.is_file())
+
+
+def _load_remote_card(root: RemotePath) -> Card:
+    try:
+        sizes = storage.listing(root)
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list it ({exc})") from None
+    card_path = root / "dataset.json"
+    if "dataset.json" not in sizes:
+        raise DataError(f"{card_path}: missing; {root} is not a pairgen shard folder" if sizes else f"{root}: no such folder")
+    try:
+        raw = json.loads(storage.read_bytes(card_path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{card_path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except OSError as exc:
+        raise DataError(f"{card_path}: cannot read it ({exc})") from None
+    return _parse_card(root, raw, lambda path: path.name in sizes)
+
+
+def _parse_card(root, raw, is_file: Callable) -> Card:
+    card_path = root / "dataset.json"
     if not isinstance(raw, dict):
         raise DataError(f"{card_path}: expected a JSON object")
     for key in ("task", "fields", "shards"):
@@ -114,7 +154,7 @@ def load_card(folder: str | Path) -> Card:
         if not isinstance(entry, dict) or "file" not in entry:
             raise DataError(f"{card_path}: each 'shards' entry needs 'file' and 'samples'")
         path = root / entry["file"]
-        if not path.is_file():
+        if not is_file(path):
             raise DataError(f"{path}: listed in {card_path} but missing")
         shards.append(Shard(path, int(entry.get("samples", -1))))
     if not shards or sum(max(s.samples, 0) for s in shards) == 0:
@@ -128,13 +168,19 @@ def check_shards(card: Card, shards: tuple[Shard, ...] | None = None) -> None:
     every sample. Cheap: one 512-byte header read per member."""
     needed = set(card.inputs + card.targets)
     for shard in shards if shards is not None else card.shards:
-        size = shard.path.stat().st_size
+        remote = isinstance(shard.path, RemotePath)
+        if remote:
+            fs, inside = storage.filesystem(shard.path)
+            size = fs.size(inside)
+        else:
+            size = shard.path.stat().st_size
         if size == 0:
             raise DataError(f"{shard.path}: empty file (0 bytes)")
         keys: list[str] = []
         seen: dict[str, set] = {}
         try:
-            with tarfile.open(shard.path, mode="r:") as tar:
+            with (tarfile.open(fileobj=storage.open_input(shard.path, 1 << 20), mode="r:") if remote
+                  else tarfile.open(shard.path, mode="r:")) as tar:
                 for member in tar:
                     if not member.isreg():
                         continue
@@ -355,8 +401,24 @@ def read_samples(paths: list[str], fields: set[str]) -> Iterator[dict]:
     def wanted(fname: str) -> bool:
         return fname.rsplit("/", 1)[-1].partition(".")[2].lower() in fields
 
-    source = [{"url": p} for p in paths]
-    return wds.tarfile_samples(source, handler=_raise_shard_error, select_files=wanted)
+    if not any(storage.is_remote(p) for p in paths):
+        return wds.tarfile_samples([{"url": p} for p in paths], handler=_raise_shard_error, select_files=wanted)
+    files = wds.tariterators.tar_file_expander(_streams(paths), handler=_raise_shard_error, select_files=wanted)
+    return wds.tariterators.group_by_keys(files, handler=_raise_shard_error)
+
+
+def _streams(paths: list[str]) -> Iterator[dict]:
+    """webdataset's url+stream pairs, remote shards opened through fsspec (one at a time)."""
+    for path in paths:
+        if not storage.is_remote(path):
+            yield {"url": path, "stream": open(path, "rb")}
+            continue
+        try:
+            fs, inside = storage.filesystem(path)
+            stream = fs.open(inside, "rb", block_size=8 << 20, cache_type="readahead")
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read it ({exc})") from None
+        yield {"url": path, "stream": stream}
 
 
 def shuffled(stream: Iterator[dict], bufsize: int, rng: np.random.Generator) -> Iterator[dict]:

@@ -11,12 +11,13 @@ image (``prepare``) and how one crop becomes fields (``make_crop``, ``replay_cro
 from __future__ import annotations
 
 import os
+import posixpath
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import __version__, ops
+from .. import __version__, ops, storage
 from ..coco import DEMO_PREFIX, image_refs, load_coco
 from ..errors import RecipeError, UsageError
 from ..ops.geometry import Affine, affine_from_json, warp_image
@@ -61,11 +62,11 @@ class AnnotatedTask(Task):
         if srcs and not options.annotations:
             raise UsageError(f"--src {srcs[0]} needs --annotations FILE.json (the COCO labels of those images); "
                              "without both, the demo set is used")
-        if srcs and not os.path.isdir(srcs[0]):
+        if srcs and not storage.is_remote(srcs[0]) and not os.path.isdir(srcs[0]):
             raise UsageError(f"--src {srcs[0]}: not a folder; give the folder the COCO 'file_name's are relative to")
         if options.annotations:
-            self.annotations = os.path.abspath(options.annotations)
-            self.image_root = os.path.abspath(srcs[0]) if srcs else os.path.dirname(self.annotations)
+            self.annotations = _absolute(options.annotations)
+            self.image_root = _absolute(srcs[0]) if srcs else _parent(self.annotations)
         else:
             self.annotations, self.image_root = DEMO_PREFIX + self.demo_file, None
         self.side = int(options.crop or DEFAULT_SIDE)
@@ -187,3 +188,12 @@ class AnnotatedTask(Task):
 
     def recipe_card(self) -> dict:
         return {}
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute; a remote URL (s3://...) as given."""
+    return path.rstrip("/") if storage.is_remote(path) else os.path.abspath(path)
+
+
+def _parent(path: str) -> str:
+    return posixpath.dirname(path) if storage.is_remote(path) else os.path.dirname(path)

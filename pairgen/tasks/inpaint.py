@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import ops
+from .. import ops, storage
 from ..errors import PairgenError, RecipeError, UsageError
 from ..ops.masks import MaskShape, shape_from_mask
 from ..ops.util import choose
@@ -288,7 +288,8 @@ def load_mask_folder(folder: str, hole_is_white: bool = True) -> tuple[list[Mask
     bounding box, which the object_mask op resizes and places. Skipped with a reason: files
     that are not images (as for --src), masks without a hole, masks that are all hole, and
     pictures that are not two-level (over 5 % of pixels mid-gray, 32..223)."""
-    if not os.path.isdir(folder):
+    remote = storage.is_remote(folder)  # an s3:// prefix: listed and read like a remote --src
+    if not remote and not os.path.isdir(folder):
         raise PairgenError(f"--masks {folder}: not a folder")
     refs, skips = list_sources([folder])
     skips = [Skip(s.path, f"mask: {s.reason}") for s in skips]
@@ -305,7 +306,7 @@ def load_mask_folder(folder: str, hole_is_white: bool = True) -> tuple[list[Mask
         elif hole.all():
             skips.append(Skip(path, "mask: all hole (nothing kept)"))
         else:
-            shapes.append(shape_from_mask(os.path.relpath(path, folder), hole))
+            shapes.append(shape_from_mask(path[len(folder.rstrip("/")) + 1:] if remote else os.path.relpath(path, folder), hole))
     if not shapes:
         raise PairgenError(f"--masks {folder}: no usable mask ({len(skips)} skipped: "
                            + "; ".join(f"{s.path}: {s.reason}" for s in skips[:3]) + ")")
@@ -352,8 +353,7 @@ def load_coco_shapes(path: str) -> tuple[_CocoShapes, list[Skip]]:
     one object's outline), annotations under 32x32 px of area and degenerate polygons are left
     out, counted in one skip entry."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(storage.read_text_input(path))
     except OSError as exc:
         raise PairgenError(f"--annotations {path}: cannot read it ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
