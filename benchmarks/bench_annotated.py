@@ -130,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--recipes", nargs="+", default=list(OUTPUTS), choices=list(OUTPUTS))
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="pairgen-bench-annotated-")
     try:
@@ -149,7 +150,8 @@ def main() -> None:
         samples = 2 * len(files)
         print(f"{len(files)} photos of 640x640 -> {samples} samples of {SIDE}x{SIDE} per build, one worker, "
               f"median of {args.rounds} interleaved rounds")
-        for recipe, build_args in builds.items():
+        for recipe in args.recipes:
+            build_args = builds[recipe]
             rows = []
             for _ in range(args.rounds):
                 floor = io_floor(files, OUTPUTS[recipe], styles if recipe == "style" else ())

@@ -79,12 +79,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=240)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--recipes", nargs="+", default=["colorize", "restore"], choices=["colorize", "restore"])
     args = parser.parse_args()
     photos = -(-args.samples // CROPS_PER_PHOTO)
     with tempfile.TemporaryDirectory() as work:
         src = photo_folder(os.path.join(work, "photos"), count=photos)
         files = sorted(os.path.join(src, f) for f in os.listdir(src))[:photos]
-        rows = {"colorize": [], "restore": []}
+        rows = {recipe: [] for recipe in args.recipes}
         for _ in range(args.rounds):
             for recipe in rows:
                 floor = io_floor(recipe, files, args.samples)
