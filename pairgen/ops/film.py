@@ -109,56 +109,6 @@ def power_of_ten(exponent: np.ndarray) -> np.ndarray:
     return _exp(np.maximum(_float32(exponent) * np.float32(math.log(10.0)), MIN_EXPONENT))
 
 
-def srgb_decode_exact(v: np.ndarray) -> np.ndarray:
-    """The sRGB decoding in float64, straight from the formula (tables and tests use it)."""
-    v = np.asarray(v, np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def srgb_encode_exact(linear: np.ndarray) -> np.ndarray:
-    """The sRGB encoding in float64, clipped to [0, 1] first."""
-    x = np.clip(np.asarray(linear, np.float64), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
-
-
-# Per-sample tone curves (negative, print, fading) are tabulated: the exact float64 function at
-# TABLE_STEPS + 1 points, linearly interpolated (two gathers and a few passes per pixel instead
-# of two dozen); tests/test_film.py bounds the error against the exact function.
-TABLE_STEPS = 4096
-
-
-@dataclass(frozen=True)
-class Table:
-    """y(x) sampled at TABLE_STEPS + 1 even steps over [lo, hi]; x outside reads the ends."""
-
-    lo: float
-    scale: float  # steps per unit of x
-    base: np.ndarray  # y at each step (float32)
-    rise: np.ndarray  # y[k + 1] - y[k]
-
-    @classmethod
-    def of(cls, fn, lo: float, hi: float) -> "Table":
-        y = np.asarray(fn(np.linspace(lo, hi, TABLE_STEPS + 1)), np.float64)
-        return cls(lo, TABLE_STEPS / (hi - lo), y[:-1].astype(np.float32), np.diff(y).astype(np.float32))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        t = _float32(x) - np.float32(self.lo)
-        t *= np.float32(self.scale)
-        # clamp to [0, TABLE_STEPS - 1/256] (cv2.threshold: 2x np.clip), so the step index stays
-        # within the table; the top end is read 1/256 of a step early (an error of 1/256 of a rise)
-        shape = t.shape
-        t = _rows(t)
-        cv2.threshold(t, TABLE_STEPS - 1 / 256, TABLE_STEPS - 1 / 256, cv2.THRESH_TRUNC, dst=t)
-        cv2.threshold(t, 0.0, 0.0, cv2.THRESH_TOZERO, dst=t)
-        step = t.astype(np.intp)
-        t -= step.astype(np.float32)  # the fraction of the step
-        out = self.base.take(step)
-        rise = self.rise.take(step)
-        rise *= t
-        out += rise
-        return out.reshape(shape)
-
-
 def gray_plane(image: np.ndarray) -> np.ndarray | None:
     """The (H, W) plane of an (H, W, 3) image whose three channels are equal (a black-and-white
     print), else None; an O(1)-allocation check (cv2.norm), not three full comparisons."""
@@ -416,17 +366,12 @@ def negative_log_exposure(linear: np.ndarray, exposure_stops: float) -> np.ndarr
     return log_exposure
 
 
-def negative_exact(srgb: np.ndarray, params: FilmNegativeParams) -> np.ndarray:
-    """The negative's transmittance for latent-image values (sRGB-encoded), float64, exact."""
-    log_exposure = np.log10(np.maximum(srgb_decode_exact(srgb), 1e-5)) + (1.0 + params.exposure_stops * LOG2
-                                                                            - math.log10(MIDDLE_GRAY))
-    return 10.0 ** -characteristic_curve(log_exposure, params.gamma, params.fog, params.d_max, params.toe, params.shoulder)
-
-
 def _apply_negative(image, params: FilmNegativeParams):
-    # tabulated over sqrt(v): the steps crowd where the shadows' log exposure changes fastest
-    table = Table.of(lambda root: negative_exact(root * root, params), 0.0, 1.0)
-    return per_plane(image, lambda values: table(np.sqrt(np.maximum(_float32(values), np.float32(0.0)))), pointwise=True)
+    def develop(plane):
+        d = characteristic_curve(negative_log_exposure(srgb_to_linear(plane), params.exposure_stops), params.gamma,
+                                 params.fog, params.d_max, params.toe, params.shoulder)
+        return power_of_ten(-d)
+    return per_plane(image, develop, pointwise=True)
 
 
 register("film_negative", "develop: latent image -> negative transmittance through the H&D curve (fog, toe, gamma, shoulder)",
@@ -599,19 +544,8 @@ def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) 
     the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
     white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
     t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
-    return paper_density(-_density(t) + np.float32(print_offset(t, params)), params)
-
-
-def print_offset(transmittance: np.ndarray, params: PaperPrintParams) -> float:
-    """What the printing exposure adds to log10 T: the densest 0.5 % (of a 64 x 64 subsample)
-    at the paper's inertia point, shifted by the exposure error."""
-    t = np.maximum(transmittance, np.float32(MIN_TRANSMITTANCE))
     densest = float(np.percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5))
-    return params.exposure_stops * LOG2 - math.log10(densest)
-
-
-def paper_density(log_exposure: np.ndarray, params: PaperPrintParams) -> np.ndarray:
-    """Density of the paper at log10 exposure (0 = its inertia point): the grade's curve."""
+    log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
     span = PAPER_GRADE_RANGES[params.grade]
     gamma = 0.9 * (params.d_max - PAPER_BASE_DENSITY) / span
     return characteristic_curve(log_exposure, gamma, PAPER_BASE_DENSITY, params.d_max, 0.15 * span, 0.15 * span)
@@ -620,14 +554,7 @@ def paper_density(log_exposure: np.ndarray, params: PaperPrintParams) -> np.ndar
 def _apply_print(image, params: PaperPrintParams):
     if not 0 <= params.grade < len(PAPER_GRADE_RANGES):
         raise ValueError(f"paper_print.grade: expected 0..{len(PAPER_GRADE_RANGES) - 1}, got {params.grade}")
-
-    def enlarge(plane):
-        offset = print_offset(plane, params)
-        # tabulated over log10 T in [-4, 0] (T from the densest negative here to clear film)
-        table = Table.of(lambda log_t: srgb_encode_exact(10.0 ** -paper_density(log_t + offset, params)),
-                         math.log10(MIN_TRANSMITTANCE), 0.0)
-        return table(_log(np.maximum(_float32(plane), np.float32(MIN_TRANSMITTANCE))) * np.float32(1 / math.log(10.0)))
-    return per_plane(image, enlarge)
+    return per_plane(image, lambda plane: linear_to_srgb(power_of_ten(-print_density(plane, params))))
 
 
 register("paper_print", "enlarge the negative onto paper of a contrast grade (exposed for the highlights)",
@@ -793,13 +720,8 @@ def _sample_fading(rng, config, image_shape, ctx):
 def _apply_fading(image, params: FadingParams):
     """Silver lost from the print: every density shrinks by the same factor, so blacks lift to
     10^-(1 - amount) D_max and contrast drops; per channel, which keeps a toned print's hue."""
-    table = Table.of(lambda root: fading_exact(root * root, params), 0.0, 1.0)  # over sqrt(v), as the negative
-    return per_plane(image, lambda values: table(np.sqrt(np.maximum(_float32(values), np.float32(0.0)))), pointwise=True)
-
-
-def fading_exact(srgb: np.ndarray, params: FadingParams) -> np.ndarray:
-    """The faded print's sRGB values for sRGB values, float64, exact: T -> T^(1 - amount)."""
-    return srgb_encode_exact(np.maximum(srgb_decode_exact(srgb), MIN_TRANSMITTANCE) ** (1.0 - params.amount))
+    keep = np.float32(-(1.0 - params.amount))
+    return per_plane(image, lambda plane: linear_to_srgb(power_of_ten(_density(srgb_to_linear(plane)) * keep)), pointwise=True)
 
 
 register("fading", "faded print: densities shrink (blacks lift, contrast drops)", FadingConfig, FadingParams,
