@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import time
 
 import cv2
 import numpy as np
@@ -36,3 +39,14 @@ def installed_env(work: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "PYTHONPYCACHEPREFIX": os.path.join(work, "pycache"), "OMP_NUM_THREADS": "1",
             "OPENCV_FOR_THREADS_NUM": "1"}
+
+
+def timed_process(command: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of running ``command`` to completion; CPU is the child's user + system
+    time, which other jobs on shared cores disturb far less than the wall clock."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
