@@ -15,7 +15,7 @@ from pairgen.ops import Context
 from pairgen.ops.film import (FadingParams, FilmGrainParams, FilmNegativeParams, FilmSensitivityParams, PaperPrintParams,
                               ToningParams, VignettingParams, PAPER_BASE_DENSITY, PAPER_GRADE_RANGES, TONERS, characteristic_curve,
                               grain_cells_per_pixel, linear_to_srgb, negative_log_exposure, power_of_ten, srgb_to_linear,
-                              toning_lut, vignetting_falloff)
+                              low_percentile, toning_lut, vignetting_falloff)
 from pairgen.ops.spectra import (DARKTABLE_ILFORD, EMULSIONS, REC709_TO_REC2020, emulsion_weights,
                                  sensitivity_curve, spectral_tables)
 
@@ -353,3 +353,12 @@ def test_ageing_and_optics_match_float64():
     falloff = (1 + k * (x[None, :] ** 2 + y[:, None] ** 2) / (0.25 * 2 * 96**2)) ** -2
     vignetted = ops.get("vignetting").apply(image, params)
     assert np.abs(vignetted - encode64(decode64(image) * falloff[..., None])).max() < FLOAT64_TOLERANCE
+
+
+def test_low_percentile_is_numpys_percentile():
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 3, 7, 199, 200, 201, 4096, 65 * 65]:
+        for _ in range(10):
+            values = (rng.random(n, dtype=np.float32) ** 3).reshape(-1, 1) if n % 2 else rng.random(n, dtype=np.float32) ** 3
+            for q in (0.5, 50.0, 99.5):
+                assert low_percentile(values, q) == float(np.percentile(values, q)), (n, q)

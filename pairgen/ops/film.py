@@ -539,12 +539,26 @@ def _sample_print(rng, config, image_shape, ctx):
     return PaperPrintParams(grade, uniform(rng, config.exposure_stops_range), uniform(rng, config.d_max_range))
 
 
+def low_percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (its default, linear interpolation; the same value) by one
+    np.partition, without np.percentile's ~40 us of overhead."""
+    flat = np.ravel(values)
+    position = q / 100 * (flat.size - 1)
+    below = int(math.floor(position))
+    above = min(below + 1, flat.size - 1)
+    fraction = position - below
+    part = np.partition(flat, (below, above))
+    low, high = part[below], part[above]
+    step = high - low
+    return float(low + step * fraction) if fraction < 0.5 else float(high - step * (1 - fraction))
+
+
 def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) -> np.ndarray:
     """Paper density for a negative. The printer exposes for the highlights: the densest part of
     the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
     white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
     t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
-    densest = float(np.percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5))
+    densest = low_percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5)
     log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
     span = PAPER_GRADE_RANGES[params.grade]
     gamma = 0.9 * (params.d_max - PAPER_BASE_DENSITY) / span
