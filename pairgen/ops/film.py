@@ -41,8 +41,9 @@ MIDDLE_GRAY = 0.18
 
 
 # OpenCV's exp and log are 2-3x numpy's on float32 (errors 3e-7 relative, 1e-6 absolute) but
-# 10-100x slower on ln 0 and on results below float32's normal range: callers keep log's input
-# >= TINY and exp's input >= MIN_EXPONENT (what is cut off is below 1e-30 either way).
+# 10-100x slower on ln 0 and on results below float32's normal range: for values in [0, 1] the
+# callers keep log's input >= TINY and exp's input >= MIN_EXPONENT (what is cut off is below
+# 1e-30 either way).
 TINY = np.float32(1e-30)
 MIN_EXPONENT = np.float32(-30 * math.log(10.0))
 
@@ -111,7 +112,8 @@ def power_of_ten(exponent: np.ndarray) -> np.ndarray:
 
 def gray_plane(image: np.ndarray) -> np.ndarray | None:
     """The (H, W) plane of an (H, W, 3) image whose three channels are equal (a black-and-white
-    print), else None; an O(1)-allocation check (cv2.norm), not three full comparisons."""
+    print), else None; checked exactly, by OpenCV (channel planes and cv2.norm of their
+    difference: no boolean images)."""
     if image.ndim != 3 or image.shape[2] != 3:
         return None
     image = _float32(image)
