@@ -216,15 +216,25 @@ _LEVELS = np.arange(256, dtype=np.float32).reshape(256, 1) * np.float32(1.0 / 25
 _LINEAR_LEVELS = srgb_to_linear(_LEVELS)
 
 
+def _clip_levels(scaled: np.ndarray) -> np.ndarray:
+    """A fresh float32 array clipped to [0, 255] in place (cv2.threshold), safe to cast to uint8."""
+    cv2.threshold(_rows(scaled), 255.0, 255.0, cv2.THRESH_TRUNC, dst=_rows(scaled))
+    cv2.threshold(_rows(scaled), 0.0, 0.0, cv2.THRESH_TOZERO, dst=_rows(scaled))
+    return scaled
+
+
 def _decode_levels(image: np.ndarray) -> np.ndarray | None:
     """Linear light of an (H, W, 3) image whose every value is one of ``_LEVELS`` (by table, exact),
     else None."""
     image = _float32(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.size <= 4:
         return None
+    probe = image[0, :8].ravel()  # a resized or graded image fails here, cheaply
+    if not np.array_equal(_LEVELS[np.clip(probe * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8), 0], probe):
+        return None
     scaled = image * np.float32(255.0)
     scaled += np.float32(0.5)
-    levels = scaled.astype(np.uint8)  # values off [0, 1] wrap around and fail the check below
+    levels = _clip_levels(scaled).astype(np.uint8)  # values off [0, 1] become 0 or 255 and fail the check below
     if cv2.norm(cv2.LUT(levels, _LEVELS), image, cv2.NORM_INF) != 0:
         return None
     return cv2.LUT(levels, _LINEAR_LEVELS)
