@@ -1,6 +1,6 @@
 """The annotated builds (keypoints, segment, style) against their own I/O floors, one core.
 
-    .venv/bin/python benchmarks/bench_annotated.py                # 150 photos, 3 rounds
+    .venv/bin/python benchmarks/bench_annotated.py                # 480 photos, 3 rounds
     .venv/bin/python benchmarks/bench_annotated.py --photos 60 --rounds 1
 
 Inputs: 640x640 JPEG photos (benchmarks/common.py) with a synthetic COCO file: per photo two
@@ -17,6 +17,8 @@ this process: ``cv2.imdecode`` of every source photo (style: and of every style 
 (keypoints also ``np.save`` of its heatmaps). Target: each build <= 2.0x its floor. Rounds
 interleave the floors and the builds; medians over rounds are printed, of wall time and of CPU
 time (the build's user + system time against the floor's process time: steadier on shared cores).
+480 photos (960 samples, as benchmarks/bench_film.py): the process start-up (~0.3 s) is paid
+once per build, and at 300 samples it alone would be ~0.25x the floor.
 """
 from __future__ import annotations
 
@@ -129,7 +131,7 @@ def timed_build(recipe: str, args: list[str], out: str, env: dict) -> tuple[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--photos", type=int, default=150)
+    parser.add_argument("--photos", type=int, default=480)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--recipes", nargs="+", default=list(OUTPUTS), choices=list(OUTPUTS))
     args = parser.parse_args()
