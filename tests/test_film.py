@@ -13,8 +13,9 @@ from skimage import color
 import pairgen.ops as ops
 from pairgen.ops import Context
 from pairgen.ops.film import (FadingParams, FilmGrainParams, FilmNegativeParams, FilmSensitivityParams, PaperPrintParams,
-                              ToningParams, VignettingParams, PAPER_BASE_DENSITY, TONERS, characteristic_curve, grain_cells_per_pixel,
-                              linear_to_srgb, negative_log_exposure, srgb_to_linear, toning_lut, vignetting_falloff)
+                              ToningParams, VignettingParams, PAPER_BASE_DENSITY, PAPER_GRADE_RANGES, TONERS, characteristic_curve,
+                              grain_cells_per_pixel, linear_to_srgb, negative_log_exposure, power_of_ten, srgb_to_linear,
+                              low_percentile, toning_lut, vignetting_falloff)
 from pairgen.ops.spectra import (DARKTABLE_ILFORD, EMULSIONS, REC709_TO_REC2020, emulsion_weights,
                                  sensitivity_curve, spectral_tables)
 
@@ -246,3 +247,118 @@ def test_unknown_names_are_errors_that_list_the_allowed_ones():
         ops.get("toning").make_config({"toners": ["purple"]})
     with pytest.raises(ValueError, match="grade_probs"):
         ops.get("paper_print").make_config({"grade_probs": [1.0]})
+
+
+# ----------------------------------------------------------------------------- fast paths against float64
+# The ops compute in float32 with OpenCV's exp/log (and one plane for gray prints); these tests
+# hold each against the textbook formula in float64: within FLOAT64_TOLERANCE, 1/2000 of an
+# 8-bit level (measured: under 7e-7).
+
+FLOAT64_TOLERANCE = 2e-6
+
+
+def decode64(v):
+    v = np.asarray(v, np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def encode64(x):
+    x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def photo(side: int = 96) -> np.ndarray:
+    from skimage import data
+    return ops.to_float(cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_AREA))
+
+
+def gray_photo(side: int = 96) -> np.ndarray:
+    return np.repeat(photo(side).mean(axis=2, keepdims=True), 3, axis=2).astype(np.float32)
+
+
+def test_transfer_curves_match_the_formula_in_float64():
+    v = np.linspace(-0.1, 1.1, 400001).astype(np.float32)
+    assert np.abs(srgb_to_linear(v) - decode64(v)).max() < FLOAT64_TOLERANCE
+    assert np.abs(linear_to_srgb(v) - encode64(v)).max() < FLOAT64_TOLERANCE
+    x = np.linspace(-4.0, 0.5, 100001).astype(np.float32)
+    exact = 10.0 ** x.astype(np.float64)
+    assert np.max(np.abs(power_of_ten(x) - exact) / exact) < FLOAT64_TOLERANCE
+    for shape in [(), (1,), (3,), (2, 2, 3), (5, 7)]:  # any shape, including what OpenCV reads as scalars
+        values = np.full(shape, 0.5, np.float32)
+        assert srgb_to_linear(values).shape == shape and linear_to_srgb(values).shape == shape
+
+
+def test_characteristic_curve_equals_its_piecewise_definition():
+    x = np.linspace(-3, 6, 20001)
+    gamma, fog, d_max, toe, shoulder = 0.7, 0.3, 2.6, 0.3, 0.4
+    x_top = (d_max - fog) / gamma
+    piecewise = np.select(
+        [x < -toe, x < toe, x <= x_top - shoulder, x <= x_top + shoulder],
+        [np.full_like(x, fog), fog + gamma * (x + toe) ** 2 / (4 * toe), fog + gamma * x,
+         d_max - gamma * (x_top + shoulder - x) ** 2 / (4 * shoulder)], d_max)
+    np.testing.assert_allclose(characteristic_curve(x, gamma, fog, d_max, toe, shoulder), piecewise, atol=1e-12)
+    as_float32 = characteristic_curve(x.astype(np.float32), gamma, fog, d_max, toe, shoulder)
+    assert as_float32.dtype == np.float32 and np.abs(as_float32 - piecewise).max() < 1e-5
+
+
+def test_sensitivity_matches_float64_on_and_off_the_eight_bit_levels():
+    weights = emulsion_weights("kodak_tri_x_400", "tungsten")
+    params = FilmSensitivityParams("kodak_tri_x_400", "tungsten", weights)
+    for image in (photo(), photo() + np.float32(1e-4)):  # decoded 8-bit levels (by table), and any other values
+        out = ops.get("film_sensitivity").apply(image, params)
+        assert np.abs(out[..., 0] - encode64(decode64(image) @ np.asarray(weights))).max() < FLOAT64_TOLERANCE
+
+
+@pytest.mark.parametrize("negative", [FilmNegativeParams(-1.5, 0.55, 0.1, 2.2, 0.5, 0.6), NEGATIVE,
+                                      FilmNegativeParams(1.5, 0.95, 0.4, 3.0, 0.2, 0.2)])
+def test_negative_matches_float64(negative):
+    image = gray_photo()
+    log_exposure = (np.log10(np.maximum(decode64(image[..., 0]), 1e-5)) + 1 + negative.exposure_stops * math.log10(2)
+                    - math.log10(0.18))
+    exact = 10.0 ** -characteristic_curve(log_exposure, negative.gamma, negative.fog, negative.d_max, negative.toe,
+                                          negative.shoulder)
+    out = ops.get("film_negative").apply(image, negative)
+    assert np.abs(out[..., 0] - exact).max() < FLOAT64_TOLERANCE
+    toned = ops.get("film_negative").apply(photo(), negative)  # colour input: every channel through the same curve
+    assert toned.shape == (96, 96, 3) and not np.array_equal(toned[..., 0], toned[..., 2])
+
+
+@pytest.mark.parametrize("grade", range(6))
+def test_print_matches_float64(grade):
+    negative = ops.get("film_negative").apply(gray_photo(), NEGATIVE)
+    params = PaperPrintParams(grade, 0.3, 1.9)
+    transmittance = np.maximum(negative[..., 0], np.float32(1e-4))
+    densest = float(np.percentile(transmittance, 0.5))  # a 96 px image: the 64 x 64 subsample is all of it
+    log_exposure = np.log10(transmittance.astype(np.float64)) + 0.3 * math.log10(2) - math.log10(densest)
+    span = PAPER_GRADE_RANGES[grade]
+    density = characteristic_curve(log_exposure, 0.9 * (1.9 - PAPER_BASE_DENSITY) / span, PAPER_BASE_DENSITY, 1.9,
+                                   0.15 * span, 0.15 * span)
+    out = ops.get("paper_print").apply(negative, params)
+    assert np.abs(out[..., 0] - encode64(10.0 ** -density)).max() < FLOAT64_TOLERANCE
+
+
+def test_ageing_and_optics_match_float64():
+    image = photo()
+    for amount in (0.05, 0.5):
+        faded = ops.get("fading").apply(image, FadingParams(amount))
+        assert np.abs(faded - encode64(np.maximum(decode64(image), 1e-4) ** (1 - amount))).max() < FLOAT64_TOLERANCE
+    for picture in (image, gray_photo()):  # colour, and the gray print's one-plane path
+        yellow = ops.get("base_yellowing").apply(picture, ops.get("base_yellowing").Params(0.3))
+        base = 1 - 0.3 * np.array([0.0, 0.35, 1.0])
+        assert np.abs(yellow - encode64(decode64(picture) * base)).max() < FLOAT64_TOLERANCE
+    params = VignettingParams(corner_stops=1.2, centre_x=0.45, centre_y=0.55)
+    y = ((np.arange(96) + 0.5) / 96 - 0.55) * 96
+    x = ((np.arange(96) + 0.5) / 96 - 0.45) * 96
+    k = 2 ** (1.2 / 2) - 1
+    falloff = (1 + k * (x[None, :] ** 2 + y[:, None] ** 2) / (0.25 * 2 * 96**2)) ** -2
+    vignetted = ops.get("vignetting").apply(image, params)
+    assert np.abs(vignetted - encode64(decode64(image) * falloff[..., None])).max() < FLOAT64_TOLERANCE
+
+
+def test_low_percentile_is_numpys_percentile():
+    rng = np.random.default_rng(0)
+    for n in [1, 2, 3, 7, 199, 200, 201, 4096, 65 * 65]:
+        for _ in range(10):
+            values = (rng.random(n, dtype=np.float32) ** 3).reshape(-1, 1) if n % 2 else rng.random(n, dtype=np.float32) ** 3
+            for q in (0.5, 50.0, 99.5):
+                assert low_percentile(values, q) == float(np.percentile(values, q)), (n, q)

@@ -189,3 +189,36 @@ def test_several_keypoint_categories_need_a_choice(tmp_path):
     result = build("keypoints", src=[str(tmp_path)], annotations=str(annotations), out=str(tmp_path / "out2"),
                    progress=False, log=False, crop=32, overrides=["category=person"])
     assert result.card["counts"]["samples"] == 1
+
+
+def test_heatmaps_for_all_keypoints_at_once_equal_one_gaussian_per_channel():
+    """render_heatmaps computes every channel in one array operation (for speed): the same
+    bytes as each channel's outer product of its row and column Gaussians, converted as float32."""
+    rng = np.random.default_rng(0)
+    for stride, sigma, dtype in ((1, 2.0, "float32"), (4, 2.0, "float16"), (4, 0.3, "float16"), (2, 7.0, "float32")):
+        size = 128 // stride
+        points = np.column_stack([rng.uniform(-20, 148, 17), rng.uniform(-20, 148, 17), rng.integers(0, 3, 17)])
+        expected = np.zeros((17, size, size), np.float32)
+        centres = np.arange(size) + 0.5
+        for k, (x, y, v) in enumerate(points):
+            if v > 0:
+                gx = np.where(np.abs(centres - x / stride) <= 3 * sigma, np.exp(-(centres - x / stride) ** 2 / (2 * sigma**2)), 0)
+                gy = np.where(np.abs(centres - y / stride) <= 3 * sigma, np.exp(-(centres - y / stride) ** 2 / (2 * sigma**2)), 0)
+                expected[k] = np.outer(gy, gx)
+        out = render_heatmaps(points, size, size, stride, sigma, dtype)
+        assert out.dtype == dtype and out.tobytes() == expected.astype(dtype).tobytes()
+
+
+def test_photometric_hue_wrap_equals_np_mod():
+    """The hue shift wraps by two masked adds instead of np.mod (5x faster): the same values."""
+    from skimage import data
+
+    import pairgen.ops as ops
+
+    op = ops.get("photometric_distortion")
+    image = ops.to_float(cv2.resize(data.coffee(), (64, 48), interpolation=cv2.INTER_AREA))
+    for hue in range(-18, 19):
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(2 * hue), np.float32(360.0))
+        expected = np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
+        assert np.array_equal(op.apply(image, op.Params(None, None, True, None, hue)), expected), hue

@@ -193,3 +193,53 @@ def test_trains_one_stage_chosen_on_the_command_line(built, tmp_path, one_torch_
     val = [r for r in rows if r.get("split") == "val"][-1]
     assert np.isfinite(val["psnr"]) and np.isfinite(val["baseline_psnr"])  # baseline: the damaged input itself
     assert fit.main([str(out), "--out", str(tmp_path / "bad"), "--target", "sky", "--steps", "1", "--no-progress"]) != 0
+
+
+def test_dust_and_cracks_draw_what_their_one_draw_at_a_time_definitions_draw():
+    """dust draws its specks' numbers in one block and cracks draw every path in one polylines
+    call (for speed): the same pixels as drawing speck by speck and path by path, as defined."""
+    from pairgen.ops import damage
+
+    def dust_by_speck(image, p):
+        h, w = image.shape[:2]
+        rng = np.random.default_rng(p.seed)
+        dark, bright = damage._canvas(h, w), damage._canvas(h, w)
+        one = damage.SUPERSAMPLE * (1 << damage._SHIFT)
+        for _ in range(p.specks):
+            centre = damage._points(np.array([rng.uniform(0, w), rng.uniform(0, h)]))[0, 0]
+            radius = int(round(rng.uniform(p.radius_min, p.radius_max) * one))
+            target = dark if rng.random() < p.dark_prob else bright
+            cv2.circle(target, (int(centre[0]), int(centre[1])), max(radius, 1 << damage._SHIFT), 255, -1, cv2.LINE_AA,
+                       damage._SHIFT)
+        for _ in range(p.fibres):
+            x, y, angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi)
+            length = rng.uniform(3, 15)
+            end = (x + length * math.cos(angle), y + length * math.sin(angle))
+            control = (x + rng.normal(0, length / 3), y + rng.normal(0, length / 3))
+            damage._polyline(dark if rng.random() < p.dark_prob else bright, damage._bezier((x, y), end, control, 16),
+                             rng.uniform(0.4, 1.0))
+        return damage._paint(damage._paint(image, damage._coverage(dark, h, w), 0.08), damage._coverage(bright, h, w), 0.95)
+
+    def cracks_by_path(image, p):
+        h, w = image.shape[:2]
+        rng = np.random.default_rng(p.seed)
+        canvas = damage._canvas(h, w)
+        walks = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi), p.steps) for _ in range(p.cracks)]
+        while walks:
+            x, y, heading, steps = walks.pop()
+            path = [(x, y)]
+            for _ in range(steps):
+                heading += rng.normal(0.0, 0.5)
+                x, y = x + p.step_px * math.cos(heading), y + p.step_px * math.sin(heading)
+                path.append((x, y))
+                if rng.random() < p.branch_prob and steps > 4:
+                    walks.append((x, y, heading + rng.choice((-1, 1)) * rng.uniform(0.5, 1.2), steps // 3))
+            damage._polyline(canvas, np.asarray(path), p.width_px)
+        return damage._paint(image, damage._coverage(canvas, h, w), p.value)
+
+    image = np.random.default_rng(0).random((48, 40, 3), dtype=np.float32)
+    for name, by_one in (("dust", dust_by_speck), ("cracks", cracks_by_path)):
+        op = ops.get(name)
+        for seed in range(12):
+            params = op.sample(np.random.default_rng(seed), op.make_config({}), image.shape, ops.Context((48, 40)))
+            assert np.array_equal(op.apply(image, params), by_one(image, params)), (name, seed)

@@ -161,11 +161,13 @@ def _apply_dust(image, params: DustParams):
     h, w = image.shape[:2]
     rng = np.random.default_rng(params.seed)
     dark, bright = _canvas(h, w), _canvas(h, w)
-    for _ in range(params.specks):
-        centre = _points(np.array([rng.uniform(0, w), rng.uniform(0, h)]))[0, 0]
-        radius = int(round(rng.uniform(params.radius_min, params.radius_max) * SUPERSAMPLE * (1 << _SHIFT)))
-        target = dark if rng.random() < params.dark_prob else bright
-        cv2.circle(target, (int(centre[0]), int(centre[1])), max(radius, 1 << _SHIFT), 255, -1, cv2.LINE_AA, _SHIFT)
+    # per speck x, y, radius and dark-or-white: four uniform doubles, drawn at once (the same
+    # stream as four scalar draws per speck, x = w u exactly as rng.uniform(0, w) computes it)
+    u = rng.random((params.specks, 4))
+    centres = _points(np.column_stack([w * u[:, 0], h * u[:, 1]])).reshape(-1, 2).tolist()
+    radii = np.rint((params.radius_min + (params.radius_max - params.radius_min) * u[:, 2]) * SUPERSAMPLE * (1 << _SHIFT))
+    for (cx, cy), radius, is_dark in zip(centres, radii.astype(int).tolist(), (u[:, 3] < params.dark_prob).tolist()):
+        cv2.circle(dark if is_dark else bright, (cx, cy), max(radius, 1 << _SHIFT), 255, -1, cv2.LINE_AA, _SHIFT)
     for _ in range(params.fibres):
         x, y, angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi)
         length = rng.uniform(3, 15)
@@ -276,18 +278,27 @@ def _sample_cracks(rng, config: CracksConfig, image_shape, ctx):
 def _apply_cracks(image, params: CracksParams):
     h, w = image.shape[:2]
     rng = np.random.default_rng(params.seed)
-    canvas = _canvas(h, w)
     walks = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi), params.steps) for _ in range(params.cracks)]
+    # the hot loop's lookups; 0.5 * standard_normal() is the value and draw rng.normal(0.0, 0.5) makes
+    normal, uniform_draw, random, side = rng.standard_normal, rng.uniform, rng.random, rng.integers
+    step_px, branch_prob, cos, sin = params.step_px, params.branch_prob, math.cos, math.sin
+    paths = []
     while walks:
         x, y, heading, steps = walks.pop()
         path = [(x, y)]
         for _ in range(steps):
-            heading += rng.normal(0.0, 0.5)
-            x, y = x + params.step_px * math.cos(heading), y + params.step_px * math.sin(heading)
+            heading += 0.5 * normal()
+            x, y = x + step_px * cos(heading), y + step_px * sin(heading)
             path.append((x, y))
-            if rng.random() < params.branch_prob and steps > 4:
-                walks.append((x, y, heading + rng.choice((-1, 1)) * rng.uniform(0.5, 1.2), steps // 3))
-        _polyline(canvas, np.asarray(path), params.width_px)
+            if random() < branch_prob and steps > 4:
+                # (-1, 1)[integers(0, 2)]: the draw rng.choice((-1, 1)) makes, 9x cheaper
+                walks.append((x, y, heading + (-1, 1)[int(side(0, 2))] * uniform_draw(0.5, 1.2), steps // 3))
+        paths.append(path)
+    # one polylines call draws the paths in the same order as one call per path
+    points = _points(np.concatenate([np.asarray(p) for p in paths]))
+    canvas = _canvas(h, w)
+    thickness = max(1, int(round(params.width_px * SUPERSAMPLE)))
+    cv2.polylines(canvas, np.split(points, np.cumsum([len(p) for p in paths])[:-1]), False, 255, thickness, cv2.LINE_AA, _SHIFT)
     return _paint(image, _coverage(canvas, h, w), params.value)
 
 

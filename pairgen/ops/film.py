@@ -40,43 +40,110 @@ MIDDLE_GRAY = 0.18
 # ----------------------------------------------------------------------------- helpers
 
 
-def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
-    """x ** exponent for x >= 0, float32, any shape."""
-    return cv2.pow(np.ascontiguousarray(x, dtype=np.float32).reshape(-1), exponent).reshape(np.shape(x))
+# OpenCV's exp and log are 2-3x numpy's on float32 (errors 3e-7 relative, 1e-6 absolute) but
+# 10-100x slower on ln 0 and on results below float32's normal range: for values in [0, 1] the
+# callers keep log's input >= TINY and exp's input >= MIN_EXPONENT (what is cut off is below
+# 1e-30 either way).
+TINY = np.float32(1e-30)
+MIN_EXPONENT = np.float32(-30 * math.log(10.0))
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """A 2-D view of a C-contiguous array for OpenCV: one long row (an (N,) array would be N
+    rows of one value, which some OpenCV functions walk row by row)."""
+    return x.reshape(1, -1)
+
+
+def _exp(x: np.ndarray) -> np.ndarray:
+    """e^x of a float32 array, any shape."""
+    return cv2.exp(_rows(x)).reshape(x.shape)
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    """ln x of a float32 array, any shape."""
+    return cv2.log(_rows(x)).reshape(x.shape)
+
+
+def _float32(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v if v.flags.c_contiguous else np.ascontiguousarray(v)
+
+
+def _where_low(out: np.ndarray, v: np.ndarray, threshold: float, low: np.ndarray) -> np.ndarray:
+    """out, with ``low`` where v <= threshold (cv2.compare and copyTo: ~5x np.copyto(where=);
+    OpenCV reads arrays of up to 4 values as scalars, so those take numpy)."""
+    if v.size <= 4:
+        np.copyto(out, low, where=v <= np.float32(threshold))
+        return out
+    mask = cv2.compare(_rows(v), float(threshold), cv2.CMP_LE)
+    cv2.copyTo(_rows(low), mask, _rows(out))
+    return out
 
 
 def srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    """The sRGB decoding (IEC 61966-2-1), float32 (cv2.pow: ~10x numpy's float32 power here)."""
-    v = np.asarray(v, dtype=np.float32)
-    out = np.asarray(_pow(np.maximum(v + np.float32(0.055), 0.0) * np.float32(1 / 1.055), 2.4))
-    np.copyto(out, v * np.float32(1 / 12.92), where=v <= 0.04045)
-    return out
+    """The sRGB decoding (IEC 61966-2-1), float32; x^2.4 as exp(2.4 ln x) by OpenCV (tests/test_film.py
+    bounds the error against float64). Values below -0.055 give NaN in the power branch, which
+    the linear branch replaces."""
+    v = _float32(v)
+    base = v + np.float32(0.055)
+    base *= np.float32(1 / 1.055)
+    out = _log(base)
+    out *= np.float32(2.4)
+    out = _exp(out)
+    return _where_low(out, v, 0.04045, v * np.float32(1 / 12.92))
 
 
 def linear_to_srgb(v: np.ndarray) -> np.ndarray:
     """The sRGB encoding, float32; values clipped to [0, 1] first."""
-    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
-    out = np.asarray(_pow(v, 1 / 2.4) * np.float32(1.055) - np.float32(0.055), dtype=np.float32)
-    np.copyto(out, v * np.float32(12.92), where=v <= 0.0031308)
-    return out
+    v = np.array(v, dtype=np.float32)
+    v = clip_unit(v) if v.size > 4 else np.clip(v, np.float32(0.0), np.float32(1.0))
+    out = _log(v + TINY)
+    out *= np.float32(1 / 2.4)
+    out = _exp(out)
+    out *= np.float32(1.055)
+    out -= np.float32(0.055)
+    return _where_low(out, v, 0.0031308, v * np.float32(12.92))
 
 
 def power_of_ten(exponent: np.ndarray) -> np.ndarray:
-    """10^x, float32 (exp is vectorised; numpy's power is not)."""
-    return np.exp(np.asarray(exponent, dtype=np.float32) * np.float32(math.log(10.0)))
+    """10^x, float32 (x below -30 counts as -30)."""
+    return _exp(np.maximum(_float32(exponent) * np.float32(math.log(10.0)), MIN_EXPONENT))
 
 
-def per_plane(image: np.ndarray, fn) -> np.ndarray:
+def gray_plane(image: np.ndarray) -> np.ndarray | None:
+    """The (H, W) plane of an (H, W, 3) image whose three channels are equal (a black-and-white
+    print), else None; checked exactly, by OpenCV (channel planes and cv2.norm of their
+    difference: no boolean images)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        return None
+    image = _float32(image)
+    first = cv2.extractChannel(image, 0)
+    for c in (1, 2):
+        if cv2.norm(first, cv2.extractChannel(image, c), cv2.NORM_INF) != 0:
+            return None
+    return first
+
+
+def three_channels(plane: np.ndarray) -> np.ndarray:
+    """(H, W) -> a fresh (H, W, 3) float32 image with the plane in every channel."""
+    plane = _float32(plane)
+    return cv2.merge([plane, plane, plane]).reshape(*plane.shape, 3)
+
+
+def per_plane(image: np.ndarray, fn, pointwise: bool = False) -> np.ndarray:
     """fn on the (H, W) plane of a gray image (three equal channels: computed once), else on each
-    channel; a fresh (H, W, 3) float32 array clipped to [0, 1]."""
-    if image.shape[2] == 3 and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
-        plane = fn(image[..., 0])
-        return clip_unit(np.ascontiguousarray(np.repeat(plane[..., None], 3, axis=2), dtype=np.float32))
+    channel (``pointwise`` fns, which treat every value alone: on the whole image at once); a
+    fresh (H, W, 3) float32 array clipped to [0, 1]."""
+    plane = gray_plane(image)
+    if plane is not None:
+        return three_channels(clip_unit(_float32(fn(plane))))
+    if pointwise:
+        return clip_unit(np.array(fn(_float32(image)), dtype=np.float32))
     return clip_unit(np.ascontiguousarray(np.stack([fn(image[..., c]) for c in range(image.shape[2])], axis=2), dtype=np.float32))
 
 
 def _density(transmittance: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)) * np.float32(-1 / math.log(10.0))
+    return _log(np.maximum(_float32(transmittance), np.float32(MIN_TRANSMITTANCE))) * np.float32(-1 / math.log(10.0))
 
 
 def _film_choice(ctx: Context, key: str):
@@ -94,11 +161,21 @@ def characteristic_curve(log_exposure: np.ndarray, gamma: float, fog: float, d_m
     x_top = (d_max - fog) / gamma  # where the straight line reaches d_max
     toe = min(toe, 0.45 * x_top)
     shoulder = min(shoulder, 0.45 * x_top)
-    d = fog + gamma * x
-    d = np.where(x < toe, fog + gamma * (x + toe) ** 2 / (4 * toe), d)
-    d = np.where(x < -toe, fog, d)
-    d = np.where(x > x_top - shoulder, d_max - gamma * (x_top + shoulder - x) ** 2 / (4 * shoulder), d)
-    return np.where(x > x_top + shoulder, d_max, d)
+    # D = fog + gamma g(x), g a smoothed clip of x to [0, x_top], summed from three clamped
+    # pieces (no branch per pixel): the toe's quadratic, the straight part, the shoulder's quadratic
+    toe_part = np.minimum(np.maximum(x, -toe), toe) + toe
+    toe_part *= toe_part
+    toe_part *= 1 / (4 * toe)
+    straight = np.minimum(np.maximum(x, toe), x_top - shoulder) - toe
+    shoulder_part = (x_top + shoulder) - np.minimum(np.maximum(x, x_top - shoulder), x_top + shoulder)
+    shoulder_part *= shoulder_part
+    shoulder_part *= -1 / (4 * shoulder)
+    shoulder_part += shoulder
+    g = toe_part + straight
+    g += shoulder_part
+    g *= gamma
+    g += fog
+    return g
 
 
 # ----------------------------------------------------------------------------- film_sensitivity
@@ -133,12 +210,44 @@ def _sample_sensitivity(rng, config: FilmSensitivityConfig, image_shape, ctx: Co
     return FilmSensitivityParams(emulsion, illuminant, emulsion_weights(emulsion, illuminant))
 
 
+# The 256 values ``to_float`` gives 8-bit levels, and their linear light (same formula, tabulated):
+# the sensitivity step usually sees a decoded photo, whose values are all such levels.
+_LEVELS = np.arange(256, dtype=np.float32).reshape(256, 1) * np.float32(1.0 / 255.0)
+_LINEAR_LEVELS = srgb_to_linear(_LEVELS)
+
+
+def _clip_levels(scaled: np.ndarray) -> np.ndarray:
+    """A fresh float32 array clipped to [0, 255] in place (cv2.threshold), safe to cast to uint8."""
+    cv2.threshold(_rows(scaled), 255.0, 255.0, cv2.THRESH_TRUNC, dst=_rows(scaled))
+    cv2.threshold(_rows(scaled), 0.0, 0.0, cv2.THRESH_TOZERO, dst=_rows(scaled))
+    return scaled
+
+
+def _decode_levels(image: np.ndarray) -> np.ndarray | None:
+    """Linear light of an (H, W, 3) image whose every value is one of ``_LEVELS`` (by table, exact),
+    else None."""
+    image = _float32(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.size <= 4:
+        return None
+    probe = image[0, :8].ravel()  # a resized or graded image fails here, cheaply
+    if not np.array_equal(_LEVELS[np.clip(probe * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8), 0], probe):
+        return None
+    scaled = image * np.float32(255.0)
+    scaled += np.float32(0.5)
+    levels = _clip_levels(scaled).astype(np.uint8)  # values off [0, 1] become 0 or 255 and fail the check below
+    if cv2.norm(cv2.LUT(levels, _LEVELS), image, cv2.NORM_INF) != 0:
+        return None
+    return cv2.LUT(levels, _LINEAR_LEVELS)
+
+
 def _apply_sensitivity(image, params: FilmSensitivityParams):
     if params.illuminant not in ILLUMINANTS:
         raise ValueError(f"film_sensitivity.illuminant: expected one of {ILLUMINANTS}, got {params.illuminant!r}")
-    exposure = srgb_to_linear(image) @ np.asarray(params.weights, dtype=np.float32)
-    gray = linear_to_srgb(exposure)
-    return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
+    linear = _decode_levels(image)
+    if linear is None:
+        linear = srgb_to_linear(image)
+    exposure = cv2.transform(linear, np.asarray(params.weights, dtype=np.float32).reshape(1, 3)).reshape(linear.shape[:2])
+    return three_channels(linear_to_srgb(exposure))
 
 
 register("film_sensitivity", "B&W emulsion: linear light weighted by the emulsion's spectral weights (gray latent image)",
@@ -206,10 +315,11 @@ def vignetting_falloff(height: int, width: int, params: VignettingParams) -> np.
     """(H, W) exposure factor: (1 + k r^2)^-2 (the cos^4 law's shape), r = distance from the
     optical centre over the half-diagonal; k makes r = 1 lose ``corner_stops``."""
     k = 2.0 ** (params.corner_stops / 2.0) - 1.0
-    y = (np.arange(height, dtype=np.float32) + 0.5) / height - params.centre_y
-    x = (np.arange(width, dtype=np.float32) + 0.5) / width - params.centre_x
-    r2 = ((x[None, :] * width) ** 2 + (y[:, None] * height) ** 2) / (0.25 * (width**2 + height**2))
-    return (1.0 + k * r2) ** -2.0
+    y = ((np.arange(height, dtype=np.float32) + 0.5) / height - params.centre_y) * height
+    x = ((np.arange(width, dtype=np.float32) + 0.5) / width - params.centre_x) * width
+    scale = np.float32(k / (0.25 * (width**2 + height**2)))
+    lift = (x * x * scale)[None, :] + (y * y * scale + np.float32(1.0))[:, None]  # 1 + k r^2
+    return np.float32(1.0) / (lift * lift)
 
 
 def _apply_vignetting(image, params: VignettingParams):
@@ -262,7 +372,10 @@ def negative_log_exposure(linear: np.ndarray, exposure_stops: float) -> np.ndarr
     """log10 exposure relative to the inertia point: a normally exposed middle gray (linear 0.18)
     sits 1.0 above it (about ISO's speed point + 10x), so scene black falls into the toe."""
     offset = np.float32(1.0 + exposure_stops * LOG2 - math.log10(MIDDLE_GRAY))
-    return np.log(np.maximum(linear, np.float32(1e-5))) * np.float32(1 / math.log(10.0)) + offset
+    log_exposure = _log(np.maximum(_float32(linear), np.float32(1e-5)))
+    log_exposure *= np.float32(1 / math.log(10.0))
+    log_exposure += offset
+    return log_exposure
 
 
 def _apply_negative(image, params: FilmNegativeParams):
@@ -270,7 +383,7 @@ def _apply_negative(image, params: FilmNegativeParams):
         d = characteristic_curve(negative_log_exposure(srgb_to_linear(plane), params.exposure_stops), params.gamma,
                                  params.fog, params.d_max, params.toe, params.shoulder)
         return power_of_ten(-d)
-    return per_plane(image, develop)
+    return per_plane(image, develop, pointwise=True)
 
 
 register("film_negative", "develop: latent image -> negative transmittance through the H&D curve (fog, toe, gamma, shoulder)",
@@ -376,7 +489,7 @@ def _apply_grain(image, params: FilmGrainParams):
     cells = grain_cells_per_pixel(params)
 
     def grain(plane):
-        coverage = np.clip(1.0 - plane, 0.0, 1.0).astype(np.float32)  # developed silver fraction
+        coverage = clip_unit(np.float32(1.0) - _float32(plane))  # developed silver fraction
         h, w = plane.shape
         if cells >= BINOMIAL_CELLS:  # many cells per pixel: the binomial count, by its normal limit
             spread = np.sqrt(coverage * (1.0 - coverage) * np.float32(1.0 / round(cells)))
@@ -438,12 +551,26 @@ def _sample_print(rng, config, image_shape, ctx):
     return PaperPrintParams(grade, uniform(rng, config.exposure_stops_range), uniform(rng, config.d_max_range))
 
 
+def low_percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (its default, linear interpolation; the same value) by one
+    np.partition, without np.percentile's ~40 us of overhead."""
+    flat = np.ravel(values)
+    position = q / 100 * (flat.size - 1)
+    below = int(math.floor(position))
+    above = min(below + 1, flat.size - 1)
+    fraction = position - below
+    part = np.partition(flat, (below, above))
+    low, high = part[below], part[above]
+    step = high - low
+    return float(low + step * fraction) if fraction < 0.5 else float(high - step * (1 - fraction))
+
+
 def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) -> np.ndarray:
     """Paper density for a negative. The printer exposes for the highlights: the densest part of
     the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
     white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
     t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
-    densest = float(np.percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5))
+    densest = low_percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5)
     log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
     span = PAPER_GRADE_RANGES[params.grade]
     gamma = 0.9 * (params.d_max - PAPER_BASE_DENSITY) / span
@@ -522,17 +649,30 @@ _XYZ_TO_LINEAR_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314], [-0.9692660
                                 [0.0556434, -0.2040259, 1.0572252]])
 
 
-def _lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIELAB (D65) -> sRGB, float64, exact formulas (not clipped)."""
+def _lab_to_linear(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) -> linear sRGB, float64, exact formulas (not clipped)."""
     fy = (lab[:, 0] + 16.0) / 116.0
     f = np.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], axis=1)
-    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _D65_WHITE
-    linear = xyz @ _XYZ_TO_LINEAR_SRGB.T
+    xyz = np.where(f > 6 / 29, f * f * f, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _D65_WHITE
+    return xyz @ _XYZ_TO_LINEAR_SRGB.T
+
+
+def _lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) -> sRGB, float64, exact formulas (not clipped)."""
+    linear = _lab_to_linear(lab)
     return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def _gray_lightness(gray: np.ndarray) -> np.ndarray:
-    y = srgb_to_linear(gray).astype(np.float64)
+# The toned colours stay within sRGB values [0.002, 0.998], tested on linear light (the same set:
+# the encoding is monotone)
+_GAMUT_LINEAR = (0.002 / 12.92, ((0.998 + 0.055) / 1.055) ** 2.4)
+
+
+@functools.lru_cache(maxsize=1)
+def _gray_lightness() -> np.ndarray:
+    """CIELAB L* of the 256 8-bit gray levels (exact sRGB decoding, float64)."""
+    v = np.linspace(0.0, 1.0, 256)
+    y = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
     return np.where(y > (6 / 29) ** 3, 116.0 * np.cbrt(y) - 16.0, y * (29 / 3) ** 3)
 
 
@@ -540,23 +680,25 @@ def _gray_lightness(gray: np.ndarray) -> np.ndarray:
 def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
     """(256, 3) float32: the toned sRGB colour of each 8-bit gray level. Lightness is
     kept, the chroma follows the toner's profile and is cut to what sRGB holds at that L* and
-    hue (bisection), so nothing clips and every level has the one hue."""
-    lightness = _gray_lightness(np.linspace(0.0, 1.0, 256, dtype=np.float32))
+    hue (bisection, on the levels whose wanted chroma is outside), so nothing clips and every
+    level has the one hue."""
+    lightness = _gray_lightness()
     spec = TONERS[toner]
     wanted = strength * spec.chroma * _WHERE[spec.where](lightness / 100.0)
     cos_h, sin_h = math.cos(math.radians(hue)), math.sin(math.radians(hue))
 
-    def in_gamut(chroma):
-        rgb = _lab_to_srgb(np.stack([lightness, chroma * cos_h, chroma * sin_h], axis=1))
-        return np.all((rgb >= 0.002) & (rgb <= 0.998), axis=1) | (chroma == 0)
-    lo, hi = np.zeros_like(wanted), wanted.copy()
-    ok = in_gamut(hi)
+    def in_gamut(chroma, levels):
+        linear = _lab_to_linear(np.stack([lightness[levels], chroma * cos_h, chroma * sin_h], axis=1))
+        return np.all((linear >= _GAMUT_LINEAR[0]) & (linear <= _GAMUT_LINEAR[1]), axis=1) | (chroma == 0)
+    chroma = wanted.copy()
+    outside = np.flatnonzero(~in_gamut(wanted, slice(None)))
+    lo, hi = np.zeros(outside.size), wanted[outside]
     for _ in range(10):
         mid = 0.5 * (lo + hi)
-        inside = in_gamut(mid)
+        inside = in_gamut(mid, outside)
         lo = np.where(inside, mid, lo)
         hi = np.where(inside, hi, mid)
-    chroma = np.where(ok, wanted, lo)
+    chroma[outside] = lo
     rgb = _lab_to_srgb(np.stack([lightness, chroma * cos_h, chroma * sin_h], axis=1))
     rgb[0], rgb[-1] = 0.0, 1.0  # black stays black, paper white stays white
     return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
@@ -567,12 +709,12 @@ def _apply_toning(image, params: ToningParams):
         raise ValueError(f"toning.toner: expected one of {', '.join(TONERS)}, got {params.toner!r}")
     if params.toner == "none" or params.strength <= 0:
         return image.copy()
-    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]):
-        luminance = image[..., 0]
-    else:
+    luminance = gray_plane(image)
+    if luminance is None:
         luminance = linear_to_srgb(srgb_to_linear(image) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
-    index = np.rint(np.clip(luminance, 0.0, 1.0) * 255).astype(np.intp)
-    return np.ascontiguousarray(toning_lut(params.toner, params.strength, params.hue)[index])
+    index = np.rint(np.minimum(np.maximum(luminance, np.float32(0.0)), np.float32(1.0)) * np.float32(255)).astype(np.uint8)
+    lut = toning_lut(params.toner, params.strength, params.hue)
+    return cv2.LUT(cv2.merge([index, index, index]), lut.reshape(256, 1, 3)).reshape(*index.shape, 3)
 
 
 register("toning", "toner: each gray level -> one colour of the toner's hue (a gradient, never clipping)", ToningConfig,
@@ -604,8 +746,8 @@ def _sample_fading(rng, config, image_shape, ctx):
 def _apply_fading(image, params: FadingParams):
     """Silver lost from the print: every density shrinks by the same factor, so blacks lift to
     10^-(1 - amount) D_max and contrast drops; per channel, which keeps a toned print's hue."""
-    density = _density(srgb_to_linear(image))
-    return clip_unit(linear_to_srgb(power_of_ten(-density * np.float32(1.0 - params.amount))))
+    keep = np.float32(-(1.0 - params.amount))
+    return per_plane(image, lambda plane: linear_to_srgb(power_of_ten(_density(srgb_to_linear(plane)) * keep)), pointwise=True)
 
 
 register("fading", "faded print: densities shrink (blacks lift, contrast drops)", FadingConfig, FadingParams,
@@ -639,7 +781,10 @@ def _sample_yellowing(rng, config, image_shape, ctx):
 
 def _apply_yellowing(image, params: BaseYellowingParams):
     base = 1.0 - np.float32(params.strength) * _YELLOWING_LOSS
-    return clip_unit(linear_to_srgb(srgb_to_linear(image) * base))
+    plane = gray_plane(image)  # an untoned print: one decoding, then the base's three colours
+    linear = srgb_to_linear(image) if plane is None else three_channels(srgb_to_linear(plane))
+    linear *= base
+    return clip_unit(linear_to_srgb(linear))
 
 
 register("base_yellowing", "yellowed paper base: linear reflectance times a yellow-brown base colour",

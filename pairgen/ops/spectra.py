@@ -17,7 +17,10 @@ which the tests check: the method, not a set of chosen numbers, makes every pres
 Where each sensitivity curve comes from (``EMULSIONS``):
 * Kodak Tri-X 400 and Eastman Double-X 5222: the datasheets' log spectral-sensitivity curves as
   digitized by JanLohse/spectral_film_lut (MIT), in ``pairgen/data/film/*.csv``.
-* Ilford HP5 Plus, FP4 Plus, Delta 100, Delta 400: no digitized Ilford curve is public. darktable's
+* Ilford HP5 Plus, FP4 Plus, Delta 100, Delta 400: no digitized Ilford curve was found (searched
+  Dec 2026: JanLohse/spectral_film_lut digitizes only Kodak's B&W stocks, Tri-X 400 and 5222;
+  Entropy512/rgb_led_filmscan and agx-emulsion's profiles hold colour films; W-Mai/filmr's Ilford
+  presets use one generic panchromatic curve), so the curves are an inference. darktable's
   channel-mixer presets (``src/iop/channelmixerrgb.c``, made from Ilford's datasheets) give each
   film's response to daylight as weights on darktable's working space, linear Rec.2020. Converted
   to linear sRGB (ITU-R BT.2087 matrix), they fix a curve of the Tri-X family: Tri-X's

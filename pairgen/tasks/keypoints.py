@@ -47,18 +47,15 @@ def render_heatmaps(keypoints: np.ndarray, height: int, width: int, stride: int,
                     dtype: str = "float32") -> np.ndarray:
     """(K, height, width) heatmaps of keypoints (K, 3) [x, y, v] in image continuous coordinates
     (module docstring); v == 0: an empty channel."""
-    out = np.zeros((len(keypoints), height, width), np.float32)
-    columns = np.arange(width, dtype=np.float64) + 0.5
-    rows = np.arange(height, dtype=np.float64) + 0.5
-    for k, (x, y, v) in enumerate(keypoints):
-        if v <= 0:
-            continue
-        dx = columns - x / stride
-        dy = rows - y / stride
-        gx = np.where(np.abs(dx) <= 3 * sigma, np.exp(-dx * dx / (2 * sigma * sigma)), 0.0)
-        gy = np.where(np.abs(dy) <= 3 * sigma, np.exp(-dy * dy / (2 * sigma * sigma)), 0.0)
-        out[k] = np.outer(gy, gx)
-    return out.astype(dtype, copy=False)
+    points = np.asarray(keypoints, np.float64).reshape(-1, 3)
+    dx = (np.arange(width, dtype=np.float64) + 0.5)[None, :] - points[:, :1] / stride  # (K, W)
+    dy = (np.arange(height, dtype=np.float64) + 0.5)[None, :] - points[:, 1:2] / stride  # (K, H)
+    gx = np.where(np.abs(dx) <= 3 * sigma, np.exp(-dx * dx / (2 * sigma * sigma)), 0.0)
+    gy = np.where(np.abs(dy) <= 3 * sigma, np.exp(-dy * dy / (2 * sigma * sigma)), 0.0)
+    gx[points[:, 2] <= 0] = 0.0  # unlabelled: an empty channel
+    # all channels at once (the products of each channel's outer(gy, gx)); float32 first, as
+    # the maps are defined, then the stored dtype
+    return (gy[:, :, None] * gx[:, None, :]).astype(np.float32).astype(dtype, copy=False)
 
 
 def heatmap_peak(heatmap: np.ndarray) -> tuple[float, float] | None:
