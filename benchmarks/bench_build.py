@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import photo_folder  # noqa: E402
+from common import installed_env, photo_folder, timed_process  # noqa: E402
 
 PHOTOS = 125  # 640x640 JPEGs; 120 samples = 120 photos x 1 crop, 2,000 = 125 x 16 crops
 HR, LR = 512, 128
@@ -73,29 +73,14 @@ def shard_size(samples: int) -> int:
     return min(100, max(10, samples // 6))
 
 
-# Builds run as an installed pairgen runs: with Python's bytecode cache. Some shells (this
-# sandbox's among them) set PYTHONDONTWRITEBYTECODE, which would make every start compile
-# pairgen's sources again (~0.1 s); a pip install writes the cache at install time.
-USER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def warm_bytecode_cache() -> None:
-    import pairgen
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(pairgen.__file__)))
-    for package in ("pairgen", "renderers"):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(root, package)], env=USER_ENV, check=True)
-
-
-def timed_build(src: str, out: str, workers: int, crops: int, samples: int) -> float:
-    """Wall seconds of `pairgen build` in a fresh process, process start included."""
+def timed_build(src: str, out: str, workers: int, crops: int, samples: int, env: dict) -> float:
+    """Wall seconds of `pairgen build` in a fresh process, process start included (with the
+    bytecode cache an installed pairgen has: common.installed_env)."""
     shutil.rmtree(out, ignore_errors=True)
     command = [os.path.join(os.path.dirname(sys.executable), "pairgen"), "build", "superres", "--src", src,
                "--out", out, "--crop", str(HR), "--crops-per-image", str(crops), "--limit", str(samples),
                "--workers", str(workers), "--shard-size", str(shard_size(samples)), "--quiet", "--overwrite"]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=USER_ENV)
-    return time.perf_counter() - started
+    return timed_process(command, env)[0]
 
 
 def shard_differences(a: str, b: str) -> list[str]:
@@ -127,7 +112,7 @@ def peak_rss_mb(src: str, out: str, crops: int) -> float:
     return int(result.stdout.strip().splitlines()[-1]) / 1024
 
 
-def measure(work: str, src: str, samples: int, rounds: int) -> None:
+def measure(work: str, src: str, samples: int, rounds: int, env: dict) -> None:
     photos, crops = plan(samples)
     files = sorted(os.path.join(src, f) for f in os.listdir(src))[:photos]
     sub = os.path.join(work, f"src{samples}")
@@ -138,8 +123,8 @@ def measure(work: str, src: str, samples: int, rounds: int) -> None:
     rows = []
     for _ in range(rounds):
         floor = io_floor(files, crops, samples)
-        one = timed_build(sub, os.path.join(work, "w1"), 1, crops, samples)
-        two = timed_build(sub, os.path.join(work, "w2"), 2, crops, samples)
+        one = timed_build(sub, os.path.join(work, "w1"), 1, crops, samples, env)
+        two = timed_build(sub, os.path.join(work, "w2"), 2, crops, samples, env)
         rows.append((floor, one, two))
     differences = shard_differences(os.path.join(work, "w1"), os.path.join(work, "w2"))
     floor, one, two = (float(np.median([r[i] for r in rows])) for i in range(3))
@@ -167,9 +152,10 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="pairgen-bench-")
     try:
         src = photo_folder(os.path.join(work, "photos"), count=PHOTOS)
-        warm_bytecode_cache()
+        env = installed_env(work)
+        timed_build(src, os.path.join(work, "warm"), 1, 1, 4, env)  # untimed: fills the bytecode cache
         for samples, n in zip(args.samples, rounds):
-            measure(work, src, samples, n)
+            measure(work, src, samples, n, env)
         if not args.no_memory:
             small = peak_rss_mb(src, os.path.join(work, "m1"), 1)
             large = peak_rss_mb(src, os.path.join(work, "m8"), 8)
