@@ -116,3 +116,33 @@ def test_a_wrong_ray_address_is_a_clear_error(tmp_path):
 def test_ray_address_without_the_ray_executor_is_a_usage_error(tmp_path):
     result = run_cli(*BUILD, "--limit", "2", "--out", tmp_path / "out", "--ray-address", "127.0.0.1:1")
     assert result.returncode == 2 and "--ray-address needs --executor ray" in result.stderr
+
+
+def remove_shards(folder, names):
+    for name in names:
+        os.remove(os.path.join(folder, name))
+        os.remove(os.path.join(folder, name.replace(".tar", ".stats.json")))
+
+
+@pytest.mark.parametrize("first,then", [("local", "ray"), ("ray", "local")])
+def test_a_build_started_on_one_executor_resumes_on_the_other(head, tmp_path, first, then):
+    executor = {"local": ["--workers", "1"], "ray": ["--executor", "ray", "--ray-address", head]}
+    reference = run_cli(*BUILD, "--crops-per-image", "4", "--out", tmp_path / "reference", "--workers", "2")
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "out"
+    started = run_cli(*BUILD, "--crops-per-image", "4", "--out", out, *executor[first])
+    assert started.returncode == 0, started.stderr
+    remove_shards(out, sorted(shard_hashes(out))[1:3])  # as if the first run had stopped before them
+    resumed = run_cli(*BUILD, "--crops-per-image", "4", "--out", out, *executor[then])
+    assert resumed.returncode == 0 and "resuming: 3 shards already complete, 2 to make" in resumed.stderr, resumed.stderr
+    assert shard_hashes(out) == shard_hashes(tmp_path / "reference") and len(shard_hashes(out)) == 5
+
+
+def test_a_rendered_recipe_on_a_joined_cluster_equals_the_local_build(head, tmp_path):
+    """Blender runs inside the Ray workers (one render process per worker, recycled)."""
+    common = ["build", "flow", "--scenes", "2", "--resolution", "32x32", "--samples", "1", "--shard-size", "1", "--quiet"]
+    local = run_cli(*common, "--out", tmp_path / "local", "--workers", "1", timeout=400)
+    assert local.returncode == 0, local.stderr
+    joined = run_cli(*common, "--out", tmp_path / "ray", "--executor", "ray", "--ray-address", head, timeout=400)
+    assert joined.returncode == 0, joined.stderr
+    assert shard_hashes(tmp_path / "ray") == shard_hashes(tmp_path / "local") and len(shard_hashes(tmp_path / "local")) == 2
