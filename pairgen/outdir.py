@@ -248,16 +248,20 @@ def prepare(out: str, fingerprint: dict, invocation: dict, overwrite: bool) -> N
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
     elif os.path.exists(marker):
         with open(marker, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        previous.pop("invocation", None)
-        difference = _difference(previous, json.loads(json.dumps(fingerprint)))
-        if difference:
-            raise PairgenError(f"{out} holds a build made with other options or inputs ({difference}); "
-                               "run the same command to resume it, use --overwrite to start over, or choose another --out")
+            _refuse_another_build(out, json.load(handle), fingerprint)
     elif contents:
         raise PairgenError(f"{out} is not empty and holds no pairgen build; choose an empty or new --out")
     remove_temporaries(out)
     write_json_atomic(marker, dict(fingerprint, invocation=invocation))
+
+
+def _refuse_another_build(out: str, previous: dict, fingerprint: dict) -> None:
+    """A resume continues only the build its folder holds: same options and inputs."""
+    previous.pop("invocation", None)
+    difference = _difference(previous, json.loads(json.dumps(fingerprint)))
+    if difference:
+        raise PairgenError(f"{out} holds a build made with other options or inputs ({difference}); "
+                           "run the same command to resume it, use --overwrite to start over, or choose another --out")
 
 
 def _prepare_remote(out: str, fingerprint: dict, invocation: dict, overwrite: bool) -> None:
@@ -280,11 +284,7 @@ def _prepare_remote(out: str, fingerprint: dict, invocation: dict, overwrite: bo
             previous = json.loads(storage.read_bytes(marker))
         except ValueError as exc:
             raise PairgenError(f"{marker}: not valid JSON ({exc}); use --overwrite to start over") from None
-        previous.pop("invocation", None)
-        difference = _difference(previous, json.loads(json.dumps(fingerprint)))
-        if difference:
-            raise PairgenError(f"{out} holds a build made with other options or inputs ({difference}); "
-                               "run the same command to resume it, use --overwrite to start over, or choose another --out")
+        _refuse_another_build(out, previous, fingerprint)
     elif entries:
         raise PairgenError(f"{out} is not empty and holds no pairgen build; choose an empty or new --out")
     storage.remove_staging(out)
