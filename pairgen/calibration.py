@@ -249,9 +249,25 @@ _QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
 _FACTORS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 
 
+_QUALITY_WINDOWS = ((10, 30), (20, 40), (30, 50), (40, 60), (50, 70), (60, 80), (70, 90), (80, 95), (90, 100), (30, 95),
+                    (50, 95))
+
+
+def _scale_noise(raw: dict, factor: float) -> bool:
+    """Both ends of every noise step's level times ``factor`` (Gaussian sigma, Poisson scale)."""
+    gaussian = _scale_range("gaussian_noise", "sigma_range", (1, 30))(raw, factor)
+    return _scale_range("poisson_noise", "scale_range", (0.05, 3.0))(raw, factor) | gaussian
+
+
 def superres_knobs() -> list[Knob]:
-    """The settings fitted for superres recipes, in search order."""
+    """The settings fitted for superres recipes, in search order: the noise's colour and level
+    first (it decides what a JPEG leaves visible), then the JPEG quality as a whole window, how
+    often the output ends in a JPEG, then each range end on its own, then blur. Whole-range
+    knobs come before the end knobs, so a wanted range wholly outside the recipe's is reachable."""
     return [
+        Knob("noise gray_prob", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), _set_key(("gaussian_noise", "poisson_noise"), "gray_prob")),
+        Knob("noise level (x recipe's, both ends)", _FACTORS, _scale_noise),
+        Knob("jpeg.quality_range", _QUALITY_WINDOWS, _set_window("jpeg", "quality_range", integer=True)),
         Knob("weight of final branches ending in JPEG", (0.0, 0.25, 0.5, 0.75, 1.0), _set_jpeg_last_weight),
         Knob("jpeg.quality_range[1]", _QUALITIES, _set_range_end("jpeg", "quality_range", 1, (30, 95), integer=True)),
         Knob("jpeg.quality_range[0]", _QUALITIES, _set_range_end("jpeg", "quality_range", 0, (30, 95), integer=True)),
@@ -261,7 +277,6 @@ def superres_knobs() -> list[Knob]:
         Knob("noise level low (x recipe's)", _FACTORS,
              lambda raw, v: _set_range_end("gaussian_noise", "sigma_range", 0, (1, 30), scaled=True)(raw, v)
              | _set_range_end("poisson_noise", "scale_range", 0, (0.05, 3.0), scaled=True)(raw, v)),
-        Knob("noise gray_prob", (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), _set_key(("gaussian_noise", "poisson_noise"), "gray_prob")),
         Knob("blur.sigma_range[1] (x recipe's)", (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0),
              _set_range_end("blur", "sigma_range", 1, (0.2, 3.0), scaled=True)),
     ]
@@ -277,6 +292,20 @@ def _scale_range(op_name: str, key: str, default: tuple, limit: float = math.inf
             if high > limit:
                 return False
             step[key] = [round(low, 4), round(high, 4)]
+        return bool(steps)
+
+    return write
+
+
+def _set_window(op_name: str, key: str, integer: bool = False):
+    """A writer that sets ``key`` of every ``op_name`` step to the value, a (low, high) window:
+    both ends move together, which a search over one end at a time cannot do when the wanted
+    range lies wholly above or below the recipe's."""
+
+    def write(raw: dict, window: tuple) -> bool:
+        steps = list(_op_steps(_recipe_steps(raw), op_name))
+        for step in steps:
+            step[key] = [int(v) if integer else float(v) for v in window]
         return bool(steps)
 
     return write
@@ -334,24 +363,27 @@ def _scale_toner_weight(toner: str):
 
 _PROBS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 _WEIGHT_FACTORS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
-_RANGE_FACTORS = (0.25, 0.5, 0.7, 1.0, 1.4, 2.0, 4.0)
+_FADING_WINDOWS = ((0.02, 0.1), (0.05, 0.2), (0.1, 0.3), (0.2, 0.4), (0.3, 0.5), (0.4, 0.6), (0.5, 0.7), (0.6, 0.8),
+                   (0.05, 0.5), (0.2, 0.8))
+_YELLOWING_WINDOWS = ((0.01, 0.05), (0.03, 0.1), (0.05, 0.15), (0.1, 0.25), (0.2, 0.4), (0.3, 0.6), (0.03, 0.3))
+_GRAIN_WINDOWS = ((1.0, 3.0), (2.0, 6.0), (4.0, 12.0), (8.0, 24.0), (16.0, 48.0), (32.0, 96.0), (5.0, 40.0), (2.0, 80.0))
 
 
 def film_knobs() -> list[Knob]:
     """The settings fitted for colorize recipes (their film.steps and toner weights), in search
-    order: what the print is made of first (toner), then its ageing, grain and tone curve."""
+    order: fading first (it sets tones and the tint's chroma at once), then the toners, the
+    base's yellowing, the grain and the tone curve.
+    Ranges are searched as whole windows (amounts and strengths absolute, grain in um per
+    pixel log-spaced by 2x-3x), so a wanted range wholly outside the recipe's is reachable."""
     toners = [Knob(f"toner_weights.{name} (x recipe's)", _WEIGHT_FACTORS, _scale_toner_weight(name)) for name in TONERS]
-    return toners + [
+    return [
         Knob("fading.p", _PROBS, _set_key(("fading",), "p")),
-        Knob("fading.amount_range[1] (x recipe's)", (0.3, 0.5, 0.7, 1.0, 1.4, 1.8),
-             _set_range_end("fading", "amount_range", 1, (0.05, 0.5), scaled=True, limit=0.95)),
-        Knob("fading.amount_range[0] (x recipe's)", (0.5, 1.0, 2.0, 4.0, 6.0),
-             _set_range_end("fading", "amount_range", 0, (0.05, 0.5), scaled=True)),
+        Knob("fading.amount_range", _FADING_WINDOWS, _set_window("fading", "amount_range")),
+    ] + toners + [
         Knob("base_yellowing.p", _PROBS, _set_key(("base_yellowing",), "p")),
-        Knob("base_yellowing.strength_range (x recipe's)", _RANGE_FACTORS,
-             _scale_range("base_yellowing", "strength_range", (0.03, 0.3), limit=0.9)),
+        Knob("base_yellowing.strength_range", _YELLOWING_WINDOWS, _set_window("base_yellowing", "strength_range")),
         Knob("film_grain.p", _PROBS, _set_key(("film_grain",), "p")),
-        Knob("film_grain.pixel_um_range (x recipe's)", _RANGE_FACTORS, _scale_range("film_grain", "pixel_um_range", (5.0, 40.0))),
+        Knob("film_grain.pixel_um_range", _GRAIN_WINDOWS, _set_window("film_grain", "pixel_um_range")),
         Knob("film_negative.exposure_stops_range (+ stops)", (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5),
              _shift_range("film_negative", "exposure_stops_range", (-1.5, 1.5))),
         Knob("film_negative.gamma_range (x recipe's)", (0.6, 0.8, 1.0, 1.25, 1.5),
@@ -526,6 +558,7 @@ class Fit:
     objective_default: float
     objective_calibrated: float
     evaluations: int
+    sampling_noise: dict  # statistic -> distance between the two halves of the fit set (its units)
 
 
 def plain(value):
@@ -580,7 +613,7 @@ def fit(raw: dict, real: list, simulator: Simulator, knobs: list, passes: int = 
                     best, current, settings = score, trial, {**settings, knob.name: value}
             if log:
                 log(f"pass {round_ + 1}, {knob.name}: {settings.get(knob.name, 'recipe value')} (score {best:.3f})")
-    return Fit(current, settings, start, best, evaluations)
+    return Fit(current, settings, start, best, evaluations, noise)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -597,6 +630,7 @@ class Calibration:
     skipped: list
     notes: list
     statistics: dict  # statistic -> units (the family's)
+    sampling_noise: dict  # statistic -> distance between the two halves of the fit set: distances below it are noise
 
 
 def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int = 32, lr_side: int | None = None,
@@ -641,9 +675,10 @@ def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int = 32
         "recipe": recipe_.path, "task": family.task, "calibrated_recipe": out, "real": real_folder, "seed": seed,
         "real_images": len(real.statistics), "fit_images": len(fit_half), "held_out_images": len(held_out),
         "simulated_samples": samples, "lr_side": lr_side, "evaluations": result.evaluations,
-        "settings": result.settings, "skipped": [{"path": p, "reason": r} for p, r in real.skipped], "notes": real.notes,
+        "settings": result.settings, "sampling_noise": result.sampling_noise, "skipped": [{"path": p, "reason": r} for p, r in real.skipped], "notes": real.notes,
         "statistics": {
             name: {"units": units, "wasserstein_default": d_default[name], "wasserstein_calibrated": d_calibrated[name],
+                   "sampling_noise": result.sampling_noise[name],
                    "real_held_out": column(held_out, name), "default": column(default_stats, name),
                    "calibrated": column(calibrated_stats, name)}
             for name, units in family.statistics.items()
@@ -654,7 +689,7 @@ def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int = 32
         json.dump(_finite(payload), handle, indent=1)
     report_histograms(payload["statistics"], base + ".png", title=f"{recipe_.name} calibrated on {real_folder}")
     return Calibration(out, base + ".json", base + ".png", d_default, d_calibrated, len(real.statistics),
-                       real.skipped, real.notes, dict(family.statistics))
+                       real.skipped, real.notes, dict(family.statistics), result.sampling_noise)
 
 
 def _finite(value):
@@ -694,13 +729,15 @@ def report_histograms(statistics: dict, path: str, title: str = "") -> None:
     from matplotlib.figure import Figure
 
     names = list(statistics)
-    figure = Figure(figsize=(3.6 * len(names), 3.2), dpi=100)
+    columns = min(4, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(3.6 * columns, 3.2 * rows), dpi=100)
     FigureCanvasAgg(figure)
     if title:
         figure.suptitle(title, fontsize=10)
     for index, name in enumerate(names):
         entry = statistics[name]
-        axes = figure.add_subplot(1, len(names), index + 1)
+        axes = figure.add_subplot(rows, columns, index + 1)
         series = [("real (held out)", entry["real_held_out"], "black"), ("default", entry["default"], "tab:red"),
                   ("calibrated", entry["calibrated"], "tab:blue")]
         values = np.asarray([v for _, s, _ in series for v in s if np.isfinite(v)])
@@ -714,5 +751,5 @@ def report_histograms(statistics: dict, path: str, title: str = "") -> None:
         axes.tick_params(labelsize=7)
         if index == 0:
             axes.legend(fontsize=7)
-    figure.tight_layout(rect=(0, 0, 1, 0.92) if title else None)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.08 / rows) if title else None)
     figure.savefig(path, format="png")

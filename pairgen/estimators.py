@@ -166,13 +166,10 @@ class NoiseEstimate:
     signal_dependence: float
 
 
-def estimate_noise(image: np.ndarray) -> NoiseEstimate:
-    """Noise of a uint8 RGB image, from the high-pass residual (Immerkaer's mask) in the flattest
-    quarter of its 8x8 blocks (flatness judged on a smoothed copy, so the noise itself does not
-    decide). sigma = sqrt(pi / 2) * mean |residual| (Immerkaer 1996; a median would be quantized
-    by the 8-bit levels at the low noise of small LR images). Valid for noise on
-    smooth regions; texture everywhere biases sigma up."""
-    rgb = image.astype(np.float32)
+def _flat_residuals(rgb: np.ndarray):
+    """(Immerkaer residuals of the flattest quarter of the usable 8x8 blocks, (n, 64, 3); their
+    blocks' mean levels, (n,)), or None when the image holds no whole block. Flatness is judged
+    on a smoothed copy, so the noise itself does not decide; clipped blocks are left out."""
     residual = np.stack([cv2.filter2D(rgb[..., c], -1, _NOISE_MASK, borderType=cv2.BORDER_REFLECT_101)
                          for c in range(3)], axis=-1)[1:-1, 1:-1]
     smooth = cv2.GaussianBlur(rgb.mean(axis=2), (0, 0), 2.0)
@@ -180,7 +177,7 @@ def estimate_noise(image: np.ndarray) -> NoiseEstimate:
     structure = np.hypot(gx, gy)[1:-1, 1:-1]
     h, w = (residual.shape[0] // 8) * 8, (residual.shape[1] // 8) * 8
     if h == 0 or w == 0:
-        return NoiseEstimate(0.0, 0.0, 0.0)
+        return None
     blocks = residual[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 64, 3)
     flatness = structure[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
     means = rgb[1:-1, 1:-1][:h, :w].mean(axis=2).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
@@ -189,18 +186,33 @@ def estimate_noise(image: np.ndarray) -> NoiseEstimate:
     if usable.sum() < 4:
         usable = np.ones_like(usable)
     order = np.argsort(np.where(usable, flatness, np.inf))
-    n = max(4, int(usable.sum() * _FLAT_FRACTION))
-    flat = order[:n]
-    values = blocks[flat]  # (n, 64, 3)
-    sigma_c = _ROOT_HALF_PI * np.abs(values.reshape(-1, 3)).mean(axis=0)
-    sigma = float(sigma_c.mean())
-    correlation = _channel_correlation(values.reshape(-1, 3))
+    flat = order[:max(4, int(usable.sum() * _FLAT_FRACTION))]
+    return blocks[flat], means[flat]
+
+
+def estimate_noise(image: np.ndarray) -> NoiseEstimate:
+    """Noise of a uint8 RGB image, from the high-pass residual (Immerkaer's mask) in the flattest
+    quarter of its 8x8 blocks. sigma = sqrt(pi / 2) * mean |residual| (Immerkaer 1996; a median
+    would be quantized by the 8-bit levels at the low noise of small LR images). Valid for noise
+    on smooth regions; texture everywhere biases sigma up. The channel correlation is judged
+    on a 2x area-averaged copy: a JPEG's 4:2:0 chroma subsampling removes colour noise at full
+    resolution (there every noise reads gray) and keeps it at the chroma's own scale."""
+    rgb = image.astype(np.float32)
+    found = _flat_residuals(rgb)
+    if found is None:
+        return NoiseEstimate(0.0, 0.0, 0.0)
+    values, levels = found  # (n, 64, 3), (n,)
+    sigma = float((_ROOT_HALF_PI * np.abs(values.reshape(-1, 3)).mean(axis=0)).mean())
+    half = None
+    if min(image.shape[:2]) >= 32:
+        half = _flat_residuals(cv2.resize(rgb, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    correlation = _channel_correlation((half[0] if half is not None else values).reshape(-1, 3))
     # Bright vs dark halves of the flat blocks (by their mean level).
-    by_level = flat[np.argsort(means[flat])]
-    half = len(by_level) // 2
-    dark = _ROOT_HALF_PI * np.abs(blocks[by_level[:half]]).mean()
-    bright = _ROOT_HALF_PI * np.abs(blocks[by_level[half:]]).mean()
-    dependence = float(math.log((bright + 0.05) / (dark + 0.05))) if half else 0.0
+    by_level = np.argsort(levels)
+    count = len(by_level) // 2
+    dark = _ROOT_HALF_PI * np.abs(values[by_level[:count]]).mean()
+    bright = _ROOT_HALF_PI * np.abs(values[by_level[count:]]).mean()
+    dependence = float(math.log((bright + 0.05) / (dark + 0.05))) if count else 0.0
     return NoiseEstimate(sigma, correlation, dependence)
 
 
@@ -399,8 +411,9 @@ _LIGHTNESS_OF_LEVEL = np.where(_SRGB_TO_LINEAR > (6 / 29) ** 3, 116 * np.cbrt(_S
 
 def print_density_grain(image: np.ndarray) -> float:
     """Grain: RMS of the print's density noise (D = -log10 of linear luminance), x 1000, in the
-    flattest quarter of the 8x8 blocks whose L* lies in 20..90 (Immerkaer's residual on the
-    density image, as for estimate_noise). In density units the grain of a film stays about
+    flattest quarter of the 8x8 blocks whose L* lies in 20..90 and that hold more than one level
+    (a block of one level is clipped paper; Immerkaer's residual on the density image, as for
+    estimate_noise). Grains much coarser than a block read low (the residual sees their edges). In density units the grain of a film stays about
     the same in light and dark tones, where in 8-bit levels it would follow the tone curve's
     slope. 0 when no block is usable."""
     luminance = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.shape[2] == 3 else image[..., 0]
@@ -418,7 +431,10 @@ def print_density_grain(image: np.ndarray) -> float:
     def blocks(x):
         return x[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
     tones = blocks(tone).mean(axis=1)
-    usable = np.flatnonzero((tones >= _GRAIN_TONES[0]) & (tones <= _GRAIN_TONES[1]))
+    levels = blocks(luminance[1:-1, 1:-1])
+    # A block of one level is clipped paper (white or maximum black): no grain can show there.
+    textured = levels.max(axis=1) > levels.min(axis=1)
+    usable = np.flatnonzero((tones >= _GRAIN_TONES[0]) & (tones <= _GRAIN_TONES[1]) & textured)
     if len(usable) < 4:
         return 0.0
     flatness = blocks(structure).mean(axis=1)[usable]

@@ -192,10 +192,11 @@ def test_builtin_superres_calibrated_is_closer_on_every_statistic(calibrated_bui
 
 # ----------------------------------------------------------------------------- colorize: old prints
 
-# Hidden settings of the "real" old prints: all sepia, all faded hard, coarse grain, no
-# yellowing; the default recipe mixes toners, fades half its prints lightly and yellows 40%.
+# Hidden settings of the "real" old prints: all sepia, all faded hard, coarse grain, all
+# yellowed; the default recipe mixes toners, fades half its prints lightly, yellows 40% of them
+# and draws grain from 5..40 um per pixel.
 FILM_HIDDEN = {"fading": {"p": 1.0, "amount_range": [0.35, 0.6]}, "film_grain": {"p": 1.0, "pixel_um_range": [2.0, 6.0]},
-               "base_yellowing": {"p": 0.0}}
+               "base_yellowing": {"p": 1.0, "strength_range": [0.1, 0.25]}}
 FILM_SIDE = 128
 
 
@@ -217,7 +218,7 @@ def calibrated_film(tmp_path_factory):
         Image.fromarray(load_embedded(name)).save(real / f"colour_{name}.jpg", quality=90)
     (real / "notes.txt").write_text("not an image")
     out = root / "my-film.yaml"
-    result = calibration.calibrate(str(real), "colorize", str(out), samples=48, seed=0, passes=1)
+    result = calibration.calibrate(str(real), "colorize", str(out), samples=48, seed=0, passes=2)
     return root, result
 
 
