@@ -68,28 +68,38 @@ def _is_gray(image: np.ndarray) -> bool:
     return bool(np.percentile(small.max(axis=2) - small.min(axis=2), 99) <= 2)
 
 
-def _measure_one(job):
-    """(display path, statistics or None, skip reason or None, gray or not) of one real image;
-    a worker's unit."""
+@dataclass(frozen=True)
+class Measured:
+    """One real image measured: its statistics, or why it was skipped."""
+
+    path: str
+    statistics: object  # the family's statistics; None when skipped
+    reason: str | None  # why it was skipped
+    gray: bool = False  # R = G = B (within 2 levels)
+    other_kind: bool = False  # skipped as not the kind the recipe is fitted on
+
+
+def _measure_one(job) -> Measured:
+    """One real image; a worker's unit."""
     task, ref = job
     family = FAMILIES[task]
     try:
         data = read_bytes(ref)
         image = load_rgb(ref)
     except DecodeError as exc:
-        return display_path(ref), None, str(exc), False
+        return Measured(display_path(ref), None, str(exc))
     if min(image.shape[:2]) < 16:
-        return display_path(ref), None, f"too small to measure: {image.shape[1]}x{image.shape[0]} px (16 px needed)", False
+        return Measured(display_path(ref), None, f"too small to measure: {image.shape[1]}x{image.shape[0]} px (16 px needed)")
     stat = family.measure(image, data)
     problem = family.kind_problem(image, stat)
-    return display_path(ref), (None if problem else stat), problem, _is_gray(image)
+    return Measured(display_path(ref), None if problem else stat, problem, _is_gray(image), problem is not None)
 
 
 def measure_real(folder: str, family: "Family" = None, workers: int = 1) -> RealSet:
     """Statistics of every image under ``folder`` (``workers`` processes); non-images,
     undecodable files and images of another kind than the recipe is fitted on (colour photos
-    for colorize) are skipped with a reason, never fatal; gray photos for superres are kept
-    and reported in the notes."""
+    for colorize) are skipped with a reason, never fatal; gray photos given to superres are
+    kept and reported in the notes."""
     family = family or FAMILIES["superres"]
     if not os.path.isdir(folder):
         raise UsageError(f"--real {folder}: not a folder; give the folder of your real {family.real_kind}")
@@ -105,22 +115,22 @@ def measure_real(folder: str, family: "Family" = None, workers: int = 1) -> Real
             results = pool.map(_measure_one, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
     else:
         results = [_measure_one(job) for job in jobs]
-    skipped = [(s.path, s.reason) for s in skips] + [(path, reason) for path, stat, reason, _ in results if stat is None]
-    kept = [(path, stat) for path, stat, _, _ in results if stat is not None]
+    kept = [m for m in results if m.statistics is not None]
+    skipped = [(s.path, s.reason) for s in skips] + [(m.path, m.reason) for m in results if m.statistics is None]
     notes = []
-    gray = sum(is_gray for _, stat, _, is_gray in results if stat is not None)
-    if gray and family.task == "superres":
+    gray = sum(m.gray for m in kept)
+    if gray and family.notes_gray:
         notes.append(f"mixed kinds: {gray} gray and {len(kept) - gray} colour images (gray ones have noise channel "
                      "correlation 1 by construction); fit them separately if they come from different sources, and "
                      "calibrate scans of monochrome prints with --recipe colorize")
-    jpeg = sum(getattr(stat, "jpeg_quality_source", "") == "tables" for _, stat in kept)
+    jpeg = sum(getattr(m.statistics, "jpeg_quality_source", "") == "tables" for m in kept)
     if 0 < jpeg < len(kept):
         notes.append(f"mixed kinds: {jpeg} JPEG files (quality read from their tables) and {len(kept) - jpeg} "
                      "others (quality estimated from their pixels)")
-    others = sum(stat is None and reason.startswith(family.other_kind) for _, stat, reason, _ in results)
+    others = sum(m.other_kind for m in results)
     if others and kept:
-        notes.append(f"mixed kinds: {others} {family.other_kind}s skipped, {len(kept)} prints kept")
-    return RealSet([p for p, _ in kept], [s for _, s in kept], skipped, notes)
+        notes.append(f"mixed kinds: {others} {family.other_kind}s skipped, {len(kept)} kept")
+    return RealSet([m.path for m in kept], [m.statistics for m in kept], skipped, notes)
 
 
 def _superres_measure(image: np.ndarray, data: bytes | None):
@@ -128,7 +138,7 @@ def _superres_measure(image: np.ndarray, data: bytes | None):
 
 
 def _superres_kind_problem(image: np.ndarray, stat) -> str | None:
-    return None  # every photo is of the kind; gray ones are reported in the notes
+    return None  # every photo is of the kind; gray ones are reported in the notes (Family.notes_gray)
 
 
 def _film_kind_problem(image: np.ndarray, stat) -> str | None:
@@ -152,12 +162,15 @@ class Family:
     kind_problem: Callable  # (uint8 RGB, statistics) -> why the image is not of the kind the recipe makes, or None
     knobs: Callable  # () -> [Knob]
     real_kind: str  # what --real should hold, in words
-    other_kind: str  # how a skip reason for the wrong kind starts
+    other_kind: str  # what an image skipped by kind_problem is, in words
     default_side: int  # side of the simulated outputs, pixels
+    default_samples: int  # simulated outputs per candidate (tone and tint vary with the scene: prints need more)
+    notes_gray: bool  # gray images are kept but noted (their noise colour is gray by construction)
+    output_scaled: bool  # outputs are 1/scale of the input crop (the recipe's ``scale``)
 
     def input_side(self, raw: dict, side: int) -> int:
         """Side of the clean crops that give outputs of ``side`` px."""
-        return side * int(raw.get("scale", 4)) if self.task == "superres" else side
+        return side * int(raw.get("scale", 4)) if self.output_scaled else side
 
 
 # ----------------------------------------------------------------------------- knobs
@@ -445,13 +458,13 @@ FAMILIES = {
         "superres", "lr.png", estimators.FITTED_STATISTICS,
         {"jpeg_quality": 2.0, "noise_sigma": 0.5, "noise_channel_correlation": 0.05, "blur_sigma": 0.1},
         _superres_measure, _superres_output_statistics, _superres_kind_problem,
-        superres_knobs, "low-quality photos", "gray photo", 64),
+        superres_knobs, "low-quality photos", "", 64, 24, True, True),
     "colorize": Family(
         "colorize", "mono.png", estimators.FILM_STATISTICS,
         {"tone_p10": 1.0, "tone_p50": 1.0, "tone_p90": 1.0, "black_level": 1.0, "contrast": 0.5, "tint_hue": 5.0,
          "tint_chroma": 0.5, "grain": 2.0},
         estimators.film_statistics, _film_output_statistics, _film_kind_problem,
-        film_knobs, "scans of old prints", "colour photo", 128),
+        film_knobs, "scans of old prints", "colour photo", 128, 48, False, False),
 }
 
 
@@ -633,12 +646,12 @@ class Calibration:
     sampling_noise: dict  # statistic -> distance between the two halves of the fit set: distances below it are noise
 
 
-def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int = 32, lr_side: int | None = None,
+def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int | None = None, lr_side: int | None = None,
               seed: int = 0, passes: int = 2, report: str | None = None, log=None, workers: int = 1) -> Calibration:
     """Fit ``recipe`` (a superres or colorize recipe) to the images in ``real_folder``; write the
     calibrated recipe to ``out`` and the report to ``report`` (default: OUT without .yaml +
-    .report.png / .report.json). ``samples`` outputs of ``lr_side`` px (default: the family's,
-    64 for superres LR, 128 for colorize prints) per candidate, from crops of the clean ``src``
+    .report.png / .report.json). ``samples`` outputs of ``lr_side`` px per candidate (default:
+    the family's: 24 of 64 px for superres LR, 48 of 128 px for colorize prints), from crops of the clean ``src``
     photos (default: the embedded ones); real images measured by ``workers`` processes."""
     recipe_ = load_recipe(recipe)
     family = FAMILIES.get(recipe_.task)
@@ -648,6 +661,7 @@ def calibrate(real_folder: str, recipe: str, out: str, src=(), samples: int = 32
     if not out.endswith((".yaml", ".yml")):
         raise UsageError(f"--out {out}: the calibrated recipe is a YAML file; name it e.g. my-{family.task}.yaml")
     lr_side = lr_side or family.default_side
+    samples = samples or family.default_samples
     if samples < 4 or lr_side < 16:
         raise UsageError(f"--samples must be >= 4 and --lr-size >= 16 (got {samples}, {lr_side})")
     real = measure_real(real_folder, family, workers)

@@ -294,7 +294,8 @@ def verify(folder, repair, quiet):
 @click.option("--recipe", required=True, help="The recipe to fit (a built-in name or a YAML file): superres (low-quality photos) or colorize (scans of old prints).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The calibrated recipe YAML to write.")
 @click.option("--src", "src", multiple=True, help="Clean photos to simulate the recipe on (default: the embedded photos).")
-@click.option("--samples", default=24, show_default=True, type=int, help="Simulated LR outputs per candidate setting.")
+@click.option("--samples", default=None, type=int,
+              help="Simulated outputs per candidate setting (default: 24 for superres, 48 for colorize).")
 @click.option("--lr-size", "lr_size", default=None, type=int,
               help="Side of the simulated outputs, pixels (default: 64 for superres LR, 128 for colorize prints).")
 @click.option("--workers", default=1, show_default=True, type=int, callback=_positive, help="Processes measuring the real images.")
@@ -314,9 +315,11 @@ def calibrate(real, recipe, out, src, samples, lr_size, workers, passes, seed, r
         click.echo(f"skipped {path}: {reason}", err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"{result.real_count} real images; Wasserstein distance to the held-out half, default -> calibrated:")
+    click.echo(f"{result.real_count} real images; Wasserstein distance to the held-out half, default -> calibrated "
+               "(sampling noise: differences below it are luck):")
     for name in result.distances_default:
-        click.echo(f"  {name:<26} {result.distances_default[name]:8.3f} -> {result.distances_calibrated[name]:8.3f}")
+        click.echo(f"  {name:<26} {result.distances_default[name]:8.3f} -> {result.distances_calibrated[name]:8.3f}"
+                   f"   ({result.sampling_noise[name]:.3f})")
     click.echo(result.recipe_path)
     click.echo(result.report_png)
     click.echo(result.report_json)
