@@ -183,7 +183,7 @@ class Knob:
 
     name: str
     values: tuple
-    write: Callable[[dict, float], bool]
+    write: Callable[[dict, object], bool]  # (raw recipe, a value: a number or a (low, high) window)
 
 
 def _recipe_steps(raw: dict) -> list:

@@ -330,6 +330,7 @@ _TINT_TONES = (25.0, 85.0)  # L*: the mid-tones where every toner shows (toners 
 _MIN_TINT_CHROMA = 1.5  # C*ab: below it a print is neutral and its tint hue is undefined (NaN)
 _GRAIN_TONES = (20.0, 90.0)  # L*: grain judged where one 8-bit level is a small density step
 _TONE_SIDE = 256  # tone and tint are judged on an area-averaged copy at most this side: same percentiles, less time
+_GRAIN_SIDE = 512  # grain is judged on the central window of this side: the grain's own pixels, bounded time
 _SPREAD_BIN = 5.0  # L* width of the tone bins of the colour-spread check
 
 
@@ -390,6 +391,12 @@ def _area_downsample(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
 
 
+def _central(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+
+
 def colour_spread(a: np.ndarray, b: np.ndarray, lightness: np.ndarray) -> float:
     """C*ab: 90th percentile, over pixels, of the distance of (a*, b*) to the mean (a*, b*) of
     its tone (L* bins of 5). A print, toned or yellowed, has one colour per tone: a few units
@@ -413,9 +420,10 @@ def print_density_grain(image: np.ndarray) -> float:
     """Grain: RMS of the print's density noise (D = -log10 of linear luminance), x 1000, in the
     flattest quarter of the 8x8 blocks whose L* lies in 20..90 and that hold more than one level
     (a block of one level is clipped paper; Immerkaer's residual on the density image, as for
-    estimate_noise). Grains much coarser than a block read low (the residual sees their edges). In density units the grain of a film stays about
-    the same in light and dark tones, where in 8-bit levels it would follow the tone curve's
-    slope. 0 when no block is usable."""
+    estimate_noise). In density units the grain of a film stays about the same in light and
+    dark tones, where in 8-bit levels it would follow the tone curve's slope. Grains much
+    coarser than a block read low (the residual sees only their edges). 0 when no block is
+    usable."""
     luminance = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.shape[2] == 3 else image[..., 0]
     linear = _SRGB_TO_LINEAR[luminance]  # the JFIF luma of an sRGB image, decoded: close to Y for a print
     density = -np.log10(np.maximum(linear, np.float32(1e-4))).astype(np.float32)
@@ -445,7 +453,8 @@ def print_density_grain(image: np.ndarray) -> float:
 def film_statistics(image: np.ndarray, data: bytes | None = None) -> FilmStatistics:
     """All old-photo statistics of a uint8 RGB image (a scan of a print). Tone and tint on an
     area-averaged copy of at most 256 px a side (percentiles and mean colours keep), grain on
-    the pixels themselves. ``data`` is accepted for the same call as image_statistics."""
+    the central 512x512 pixels (not resampled: grain lives at the pixel scale). ``data`` is
+    accepted for the same call as image_statistics."""
     h, w = image.shape[:2]
     small = _area_downsample(image, _TONE_SIDE)
     lab = lab_of(small)
@@ -457,5 +466,5 @@ def film_statistics(image: np.ndarray, data: bytes | None = None) -> FilmStatist
         width=int(w), height=int(h), megapixels=round(w * h / 1e6, 6),
         tone_p10=p10, tone_p50=p50, tone_p90=p90, black_level=p1, contrast=float(lightness.std()),
         tint_hue=hue if chroma >= _MIN_TINT_CHROMA else float("nan"), tint_chroma=chroma,
-        grain=print_density_grain(image), colour_spread=colour_spread(a, b, lightness),
+        grain=print_density_grain(_central(image, _GRAIN_SIDE)), colour_spread=colour_spread(a, b, lightness),
     )
