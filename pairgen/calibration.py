@@ -626,6 +626,12 @@ def fit(raw: dict, real: list, simulator: Simulator, knobs: list, passes: int = 
                     best, current, settings = score, trial, {**settings, knob.name: value}
             if log:
                 log(f"pass {round_ + 1}, {knob.name}: {settings.get(knob.name, 'recipe value')} (score {best:.3f})")
+    # Report the settings in knob order, without those that came back to the recipe's own value.
+    settings = {k.name: settings[k.name] for k in knobs if k.name in settings}
+    for name in list(settings):
+        rest = {k: v for k, v in settings.items() if k != name}
+        if materialize(raw, knobs, rest) == current:
+            settings = rest
     return Fit(current, settings, start, best, evaluations, noise)
 
 
@@ -726,9 +732,9 @@ def _write_recipe(out, result: Fit, recipe_: Recipe, family: Family, real_folder
         "# Settings fitted (coordinate search; per statistic the 1-D Wasserstein distance relative to the default's):",
     ]
     lines += [f"#   {name}: {value}" for name, value in result.settings.items()] or ["#   none: the recipe already fits best"]
-    lines.append("# Wasserstein distance to the held-out images, default -> calibrated:")
+    lines.append("# Wasserstein distance to the held-out images, default -> calibrated (sampling noise):")
     for name, units in family.statistics.items():
-        lines.append(f"#   {name}: {d_default[name]:.3f} -> {d_calibrated[name]:.3f} ({units})")
+        lines.append(f"#   {name}: {d_default[name]:.3f} -> {d_calibrated[name]:.3f} ({result.sampling_noise[name]:.3f}; {units})")
     raw = dict(result.raw)
     raw["description"] = f"{raw.get('description', recipe_.name)} (calibrated on {os.path.basename(os.path.normpath(real_folder))})"
     text = "\n".join(lines) + "\n" + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100)
