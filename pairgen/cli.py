@@ -303,29 +303,35 @@ def verify(folder, repair, quiet, storage_options):
 
 @main.command()
 @click.option("--real", "real", required=True, type=click.Path(), help="Folder of your real low-quality photos to match.")
-@click.option("--recipe", required=True, help="The recipe to fit (a built-in name or a YAML file); superres recipes for now.")
+@click.option("--recipe", required=True, help="The recipe to fit (a built-in name or a YAML file): superres (low-quality photos) or colorize (scans of old prints).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The calibrated recipe YAML to write.")
 @click.option("--src", "src", multiple=True, help="Clean photos to simulate the recipe on (default: the embedded photos).")
-@click.option("--samples", default=24, show_default=True, type=int, help="Simulated LR outputs per candidate setting.")
-@click.option("--lr-size", "lr_size", default=64, show_default=True, type=int, help="Side of the simulated LR outputs, pixels.")
+@click.option("--samples", default=None, type=int,
+              help="Simulated outputs per candidate setting (default: 24 for superres, 48 for colorize).")
+@click.option("--lr-size", "lr_size", default=None, type=int,
+              help="Side of the simulated outputs, pixels (default: 64 for superres LR, 128 for colorize prints).")
+@click.option("--workers", default=1, show_default=True, type=int, callback=_positive, help="Processes measuring the real images.")
 @click.option("--passes", default=2, show_default=True, type=int, callback=_positive, help="Rounds of the coordinate search.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the simulated crops and draws.")
 @click.option("--report", type=click.Path(dir_okay=False),
               help="Report path without extension (default: OUT minus .yaml plus .report): writes .png and .json.")
-def calibrate(real, recipe, out, src, samples, lr_size, passes, seed, report):
-    """Fit RECIPE's sampling settings so its outputs' statistics (JPEG quality, noise, blur)
-    match the real photos in --real; write the calibrated recipe to --out and a report."""
+def calibrate(real, recipe, out, src, samples, lr_size, workers, passes, seed, report):
+    """Fit RECIPE's sampling settings so its outputs' statistics (superres: JPEG quality, noise,
+    blur; colorize: tone, tint, grain, fading) match the real images in --real; write the
+    calibrated recipe to --out and a report."""
     from .calibration import calibrate as run_calibrate
 
     result = run_calibrate(real, recipe, out, src=list(src), samples=samples, lr_side=lr_size, seed=seed, passes=passes,
-                           report=report, log=lambda line: click.echo(line, err=True))
+                           report=report, log=lambda line: click.echo(line, err=True), workers=workers)
     for path, reason in result.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"{result.real_count} real images; Wasserstein distance to the held-out half, default -> calibrated:")
+    click.echo(f"{result.real_count} real images; Wasserstein distance to the held-out half, default -> calibrated "
+               "(sampling noise: differences below it are luck):")
     for name in result.distances_default:
-        click.echo(f"  {name:<26} {result.distances_default[name]:8.3f} -> {result.distances_calibrated[name]:8.3f}")
+        click.echo(f"  {name:<26} {result.distances_default[name]:8.3f} -> {result.distances_calibrated[name]:8.3f}"
+                   f"   ({result.sampling_noise[name]:.3f})")
     click.echo(result.recipe_path)
     click.echo(result.report_png)
     click.echo(result.report_json)

@@ -11,6 +11,9 @@ y down, 8-bit sRGB values; "levels" are 8-bit code values (0..255).
 - Blur: the Gaussian blur sigma (pixels) that best explains the fall-off of the power spectrum
   under the natural-image prior P(f) ~ f^-alpha.
 - Resolution: width, height, megapixels.
+- Old photos (``film_statistics``): tone percentiles, black level and contrast in CIELAB L*;
+  tint hue (degrees, averaged as a vector, so circular) and chroma of the mid-tones; grain as
+  print-density RMS in flat mid-tone blocks; the colour spread that tells a print from a colour photo.
 """
 from __future__ import annotations
 
@@ -163,13 +166,10 @@ class NoiseEstimate:
     signal_dependence: float
 
 
-def estimate_noise(image: np.ndarray) -> NoiseEstimate:
-    """Noise of a uint8 RGB image, from the high-pass residual (Immerkaer's mask) in the flattest
-    quarter of its 8x8 blocks (flatness judged on a smoothed copy, so the noise itself does not
-    decide). sigma = sqrt(pi / 2) * mean |residual| (Immerkaer 1996; a median would be quantized
-    by the 8-bit levels at the low noise of small LR images). Valid for noise on
-    smooth regions; texture everywhere biases sigma up."""
-    rgb = image.astype(np.float32)
+def _flat_residuals(rgb: np.ndarray):
+    """(Immerkaer residuals of the flattest quarter of the usable 8x8 blocks, (n, 64, 3); their
+    blocks' mean levels, (n,)), or None when the image holds no whole block. Flatness is judged
+    on a smoothed copy, so the noise itself does not decide; clipped blocks are left out."""
     residual = np.stack([cv2.filter2D(rgb[..., c], -1, _NOISE_MASK, borderType=cv2.BORDER_REFLECT_101)
                          for c in range(3)], axis=-1)[1:-1, 1:-1]
     smooth = cv2.GaussianBlur(rgb.mean(axis=2), (0, 0), 2.0)
@@ -177,7 +177,7 @@ def estimate_noise(image: np.ndarray) -> NoiseEstimate:
     structure = np.hypot(gx, gy)[1:-1, 1:-1]
     h, w = (residual.shape[0] // 8) * 8, (residual.shape[1] // 8) * 8
     if h == 0 or w == 0:
-        return NoiseEstimate(0.0, 0.0, 0.0)
+        return None
     blocks = residual[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 64, 3)
     flatness = structure[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
     means = rgb[1:-1, 1:-1][:h, :w].mean(axis=2).reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
@@ -186,18 +186,33 @@ def estimate_noise(image: np.ndarray) -> NoiseEstimate:
     if usable.sum() < 4:
         usable = np.ones_like(usable)
     order = np.argsort(np.where(usable, flatness, np.inf))
-    n = max(4, int(usable.sum() * _FLAT_FRACTION))
-    flat = order[:n]
-    values = blocks[flat]  # (n, 64, 3)
-    sigma_c = _ROOT_HALF_PI * np.abs(values.reshape(-1, 3)).mean(axis=0)
-    sigma = float(sigma_c.mean())
-    correlation = _channel_correlation(values.reshape(-1, 3))
+    flat = order[:max(4, int(usable.sum() * _FLAT_FRACTION))]
+    return blocks[flat], means[flat]
+
+
+def estimate_noise(image: np.ndarray) -> NoiseEstimate:
+    """Noise of a uint8 RGB image, from the high-pass residual (Immerkaer's mask) in the flattest
+    quarter of its 8x8 blocks. sigma = sqrt(pi / 2) * mean |residual| (Immerkaer 1996; a median
+    would be quantized by the 8-bit levels at the low noise of small LR images). Valid for noise
+    on smooth regions; texture everywhere biases sigma up. The channel correlation is judged
+    on a 2x area-averaged copy: a JPEG's 4:2:0 chroma subsampling removes colour noise at full
+    resolution (there every noise reads gray) and keeps it at the chroma's own scale."""
+    rgb = image.astype(np.float32)
+    found = _flat_residuals(rgb)
+    if found is None:
+        return NoiseEstimate(0.0, 0.0, 0.0)
+    values, levels = found  # (n, 64, 3), (n,)
+    sigma = float((_ROOT_HALF_PI * np.abs(values.reshape(-1, 3)).mean(axis=0)).mean())
+    half = None
+    if min(image.shape[:2]) >= 32:
+        half = _flat_residuals(cv2.resize(rgb, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA))
+    correlation = _channel_correlation((half[0] if half is not None else values).reshape(-1, 3))
     # Bright vs dark halves of the flat blocks (by their mean level).
-    by_level = flat[np.argsort(means[flat])]
-    half = len(by_level) // 2
-    dark = _ROOT_HALF_PI * np.abs(blocks[by_level[:half]]).mean()
-    bright = _ROOT_HALF_PI * np.abs(blocks[by_level[half:]]).mean()
-    dependence = float(math.log((bright + 0.05) / (dark + 0.05))) if half else 0.0
+    by_level = np.argsort(levels)
+    count = len(by_level) // 2
+    dark = _ROOT_HALF_PI * np.abs(values[by_level[:count]]).mean()
+    bright = _ROOT_HALF_PI * np.abs(values[by_level[count:]]).mean()
+    dependence = float(math.log((bright + 0.05) / (dark + 0.05))) if count else 0.0
     return NoiseEstimate(sigma, correlation, dependence)
 
 
@@ -306,4 +321,150 @@ def image_statistics(image: np.ndarray, data: bytes | None = None) -> ImageStati
         noise_sigma=noise.sigma, noise_channel_correlation=noise.channel_correlation,
         noise_signal_dependence=noise.signal_dependence,
         blur_sigma=estimate_blur_sigma(image, noise.sigma),
+    )
+
+
+# ----------------------------------------------------------------------------- old photos (film)
+
+_TINT_TONES = (25.0, 85.0)  # L*: the mid-tones where every toner shows (toners vanish at black and white)
+_MIN_TINT_CHROMA = 1.5  # C*ab: below it a print is neutral and its tint hue is undefined (NaN)
+_GRAIN_TONES = (20.0, 90.0)  # L*: grain judged where one 8-bit level is a small density step
+_TONE_SIDE = 256  # tone and tint are judged on an area-averaged copy at most this side: same percentiles, less time
+_GRAIN_SIDE = 512  # grain is judged on the central window of this side: the grain's own pixels, bounded time
+_SPREAD_BIN = 5.0  # L* width of the tone bins of the colour-spread check
+
+
+def lab_of(image: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of uint8 sRGB: (H, W, 3) float32, L* 0..100, a*, b* (OpenCV's exact float
+    conversion, sRGB decoding included)."""
+    return cv2.cvtColor(image.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
+
+
+def circular_mean_degrees(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(hue, chroma) of the mean (a*, b*) vector: the hue of a set of colours averaged as
+    vectors, so 350 and 10 degrees average to 0, not 180; hue in [0, 360)."""
+    mean_a, mean_b = float(np.mean(a)), float(np.mean(b))
+    return math.degrees(math.atan2(mean_b, mean_a)) % 360.0, math.hypot(mean_a, mean_b)
+
+
+@dataclass(frozen=True)
+class FilmStatistics:
+    """One old photo's statistics. Tones are CIELAB L* (0 black .. 100 white) of the print as
+    it is, toning and base colour included."""
+
+    width: int  # pixels
+    height: int  # pixels
+    megapixels: float
+    tone_p10: float  # L*: 10th percentile (the tone curve's low end)
+    tone_p50: float  # L*: median
+    tone_p90: float  # L*: 90th percentile
+    black_level: float  # L*: 1st percentile; fading lifts it
+    contrast: float  # L*: standard deviation over the image (RMS contrast); fading lowers it
+    tint_hue: float  # degrees, CIELAB hue of the mid-tones' mean colour; NaN when neutral
+    tint_chroma: float  # C*ab of the mid-tones' mean colour (0 = an untoned print)
+    grain: float  # print density x 1000: RMS of the density noise in flat mid-tone blocks
+    colour_spread: float  # C*ab: 90th percentile of the colour off each tone's mean colour (a print has one per tone)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+FILM_STATISTICS = {
+    "tone_p10": "L* (CIELAB lightness, 0..100)",
+    "tone_p50": "L*",
+    "tone_p90": "L*",
+    "black_level": "L* (1st percentile)",
+    "contrast": "L* (standard deviation)",
+    "tint_hue": "degrees (CIELAB hue, circular)",
+    "tint_chroma": "C*ab (chroma of the tint)",
+    "grain": "print density x 1000 (RMS)",
+}
+CIRCULAR_STATISTICS = {"tint_hue": 360.0}  # statistic -> period: distances taken on the circle
+MAX_PRINT_COLOUR_SPREAD = 6.0  # C*ab: above it an image has colours a monochrome print has not
+
+
+def _area_downsample(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    factor = max(h, w) / side
+    if factor <= 1:
+        return image
+    return cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
+
+
+def _central(image: np.ndarray, side: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+
+
+def colour_spread(a: np.ndarray, b: np.ndarray, lightness: np.ndarray) -> float:
+    """C*ab: 90th percentile, over pixels, of the distance of (a*, b*) to the mean (a*, b*) of
+    its tone (L* bins of 5). A print, toned or yellowed, has one colour per tone: a few units
+    (grain, JPEG); a colour photo has tens."""
+    index = np.clip((lightness / _SPREAD_BIN).astype(np.intp), 0, int(100 / _SPREAD_BIN)).ravel()
+    bins = int(100 / _SPREAD_BIN) + 1
+    count = np.maximum(np.bincount(index, minlength=bins), 1)
+    mean_a = np.bincount(index, a.ravel(), bins) / count
+    mean_b = np.bincount(index, b.ravel(), bins) / count
+    off = np.hypot(a.ravel() - mean_a[index], b.ravel() - mean_b[index])
+    return float(np.percentile(off, 90))
+
+
+_SRGB_TO_LINEAR = np.where(np.arange(256) / 255 <= 0.04045, np.arange(256) / 255 / 12.92,
+                           ((np.arange(256) / 255 + 0.055) / 1.055) ** 2.4).astype(np.float32)
+_LIGHTNESS_OF_LEVEL = np.where(_SRGB_TO_LINEAR > (6 / 29) ** 3, 116 * np.cbrt(_SRGB_TO_LINEAR) - 16,
+                               _SRGB_TO_LINEAR * (29 / 3) ** 3).astype(np.float32)
+
+
+def print_density_grain(image: np.ndarray) -> float:
+    """Grain: RMS of the print's density noise (D = -log10 of linear luminance), x 1000, in the
+    flattest quarter of the 8x8 blocks whose L* lies in 20..90 and that hold more than one level
+    (a block of one level is clipped paper; Immerkaer's residual on the density image, as for
+    estimate_noise). In density units the grain of a film stays about the same in light and
+    dark tones, where in 8-bit levels it would follow the tone curve's slope. Grains much
+    coarser than a block read low (the residual sees only their edges). 0 when no block is
+    usable."""
+    luminance = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.shape[2] == 3 else image[..., 0]
+    linear = _SRGB_TO_LINEAR[luminance]  # the JFIF luma of an sRGB image, decoded: close to Y for a print
+    density = -np.log10(np.maximum(linear, np.float32(1e-4))).astype(np.float32)
+    residual = cv2.filter2D(density, -1, _NOISE_MASK, borderType=cv2.BORDER_REFLECT_101)[1:-1, 1:-1]
+    smooth = cv2.GaussianBlur(density, (0, 0), 2.0)
+    gy, gx = np.gradient(smooth)
+    structure = np.hypot(gx, gy)[1:-1, 1:-1]
+    tone = _LIGHTNESS_OF_LEVEL[luminance][1:-1, 1:-1]
+    h, w = (residual.shape[0] // 8) * 8, (residual.shape[1] // 8) * 8
+    if h == 0 or w == 0:
+        return 0.0
+
+    def blocks(x):
+        return x[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    tones = blocks(tone).mean(axis=1)
+    levels = blocks(luminance[1:-1, 1:-1])
+    # A block of one level is clipped paper (white or maximum black): no grain can show there.
+    textured = levels.max(axis=1) > levels.min(axis=1)
+    usable = np.flatnonzero((tones >= _GRAIN_TONES[0]) & (tones <= _GRAIN_TONES[1]) & textured)
+    if len(usable) < 4:
+        return 0.0
+    flatness = blocks(structure).mean(axis=1)[usable]
+    flat = usable[np.argsort(flatness)[:max(4, int(len(usable) * _FLAT_FRACTION))]]
+    return float(1000.0 * _ROOT_HALF_PI * np.abs(blocks(residual)[flat]).mean())
+
+
+def film_statistics(image: np.ndarray, data: bytes | None = None) -> FilmStatistics:
+    """All old-photo statistics of a uint8 RGB image (a scan of a print). Tone and tint on an
+    area-averaged copy of at most 256 px a side (percentiles and mean colours keep), grain on
+    the central 512x512 pixels (not resampled: grain lives at the pixel scale). ``data`` is
+    accepted for the same call as image_statistics."""
+    h, w = image.shape[:2]
+    small = _area_downsample(image, _TONE_SIDE)
+    lab = lab_of(small)
+    lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    p1, p10, p50, p90 = (float(v) for v in np.percentile(lightness, [1, 10, 50, 90]))
+    mid = (lightness >= _TINT_TONES[0]) & (lightness <= _TINT_TONES[1])
+    hue, chroma = circular_mean_degrees(a[mid], b[mid]) if mid.sum() >= 16 else (float("nan"), 0.0)
+    return FilmStatistics(
+        width=int(w), height=int(h), megapixels=round(w * h / 1e6, 6),
+        tone_p10=p10, tone_p50=p50, tone_p90=p90, black_level=p1, contrast=float(lightness.std()),
+        tint_hue=hue if chroma >= _MIN_TINT_CHROMA else float("nan"), tint_chroma=chroma,
+        grain=print_density_grain(_central(image, _GRAIN_SIDE)), colour_spread=colour_spread(a, b, lightness),
     )
