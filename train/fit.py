@@ -567,6 +567,8 @@ def train(argv: list[str] | None = None) -> int:
             if step < args.steps and time.perf_counter() < deadline:
                 checkpoint_and_eval(step)
         checkpoint_and_eval(step, final=True)
+        if world_size > 1:  # no rank tears gloo down while another still uses it (SIGABRT otherwise)
+            torch.distributed.barrier()
     except KeyboardInterrupt:
         if main_process and step > start:
             path = save_checkpoint(out, step, nets, config, args.keep_checkpoints)
