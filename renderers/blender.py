@@ -35,7 +35,7 @@ import bmesh
 import numpy as np
 
 from renderers import truth
-from renderers.scene import CLASS_IDS, MaterialSpec, SceneSpec
+from renderers.scene import CLASS_IDS, PILOT, MaterialSpec, SceneSpec, auto_samples
 
 RENDERABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
 MAX_IDS = 65535
@@ -533,6 +533,24 @@ def _is_rigid(obj, scene) -> bool:
 # Rendering
 
 
+def _truth_material():
+    """A black emission material for the ground-truth render of a procedural scene.
+
+    Depth, Vector and Object Index come from the first hit whatever the material, and the
+    procedural materials are opaque without displacement, so overriding them changes none of
+    those passes (tested) while it skips texture lookups, the BSDF and the shadow rays: the
+    ground-truth render costs about a third. Not for a user's .blend (alpha cut-outs and
+    displacement shape its surfaces), nor with the Normal pass (normals come from the BSDF)."""
+    material = bpy.data.materials.new("pairgen_truth")
+    tree = material.node_tree
+    tree.nodes.clear()
+    output = tree.nodes.new("ShaderNodeOutputMaterial")
+    emission = tree.nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 0.0
+    tree.links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
 def _read_exr(path: str) -> dict[str, np.ndarray]:
     import OpenEXR
 
@@ -576,6 +594,8 @@ class Session:
         self.user = {}
         self.tmp = scratch or tempfile.mkdtemp(prefix="pairgen-render-")
         self.view_layer = None
+        self.truth_material = None  # procedural scenes: the material override of the ground-truth render
+        self.budgets: dict[tuple, tuple[int, float]] = {}  # "auto" samples per pilot: (samples, noise)
 
     # -------------------------------------------------------------- loading
     def load(self, source: dict) -> dict:
@@ -593,6 +613,8 @@ class Session:
             else:
                 build_scene(source["spec"])
             scene = bpy.context.scene
+            self.truth_material = _truth_material() if "spec" in source else None
+            self.budgets = {}
             self.info = describe(source.get("blend"))
             missing = self.info["missing"]
             if "blend" in source and (missing["images"] or missing["libraries"]) and not source.get("allow_missing"):
@@ -634,6 +656,24 @@ class Session:
         scene.cycles.use_adaptive_sampling = False
         scene.cycles.use_animated_seed = False
 
+    def sample_budget(self, time: float, settings: dict) -> tuple[int, float]:
+        """The "auto" RGB samples of the loaded scene, from a pilot (``renderers.scene.PILOT``):
+        two low-resolution renders of frame ``pilot_time`` (default ``time``) with seeds
+        ``pilot_seed`` (default the frame's seed) and +1. Returns (samples, noise of one sample
+        in 8-bit levels); the same pilot settings give the same budget for every frame."""
+        width, height = settings.get("resolution") or self.user["resolution"]
+        pilot_time = float(settings.get("pilot_time", time))
+        seed = int(settings.get("pilot_seed", settings.get("seed", 0)))
+        key = (pilot_time, seed, int(width), int(height))
+        if key not in self.budgets:
+            size = tuple(max(PILOT["min_side"], round(int(n) / PILOT["scale"])) for n in (width, height))
+            pilot = {"samples": PILOT["samples"], "denoise": False, "resolution": size, "threads": settings.get("threads", 0)}
+            images = [self.render_frame(pilot_time, settings={**pilot, "seed": seed + k}, truth_pass=False)["rgb"].astype(np.float64)
+                      for k in (0, 1)]
+            noise = float(np.sqrt(np.mean((images[0] - images[1]) ** 2) / 2 * PILOT["samples"]))
+            self.budgets[key] = (auto_samples(noise), noise)
+        return self.budgets[key]
+
     def _set_time(self, scene, time: float, step: int) -> None:
         """Show the scene at (possibly fractional) frame ``time``; the Vector pass spans +-step."""
         old, new = self.user["frame_map"]
@@ -652,13 +692,18 @@ class Session:
                      rgb: bool = True, normals: bool = False, vector: bool = True) -> dict:
         """Render the loaded scene at frame ``time`` (scene frame numbers).
 
-        settings: samples (RGB), denoise (bool), seed (Cycles seed), resolution (W, H) or None,
-        threads (0 = all cores). Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
+        settings: samples (RGB; "auto": ``sample_budget``, with pilot_time and pilot_seed),
+        denoise (bool), seed (Cycles seed), resolution (W, H) or None, threads (0 = all cores);
+        quality and prefilter of the denoiser. Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
         depth float32 (H, W); seg uint16 (H, W); flow_fwd / flow_bwd float32 (H, W, 2) to
         time +- step (if vector); cls uint16 (H, W) class ids; normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
-        object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}.
+        object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}; with rgb, samples
+        (the RGB's) and pilot_noise (None unless samples was "auto").
         """
         settings = dict(settings or {})
+        pilot_noise = None
+        if rgb and settings.get("samples") == "auto":
+            settings["samples"], pilot_noise = self.sample_budget(time, settings)
         scene = bpy.context.scene
         layer = self.view_layer
         self._common(scene, settings)
@@ -688,6 +733,7 @@ class Session:
             cycles.filter_width = 0.01  # the one sample at the pixel centre
             cycles.max_bounces = 0  # only the passes matter
             cycles.sampling_pattern = "TABULATED_SOBOL"  # its first sample is measured at the pixel centre
+            layer.material_override = None if normals else self.truth_material
             scene.render.use_motion_blur = False
             settings_image = scene.render.image_settings
             settings_image.media_type = "MULTI_LAYER_IMAGE"
@@ -707,6 +753,7 @@ class Session:
             if normals:
                 out["normal"] = np.stack([_channel(channels, f".Normal.{c}") for c in "XYZ"], axis=-1).astype(np.float32)
             layer.use_pass_z = layer.use_pass_vector = layer.use_pass_object_index = layer.use_pass_normal = False
+            layer.material_override = None
         if rgb:
             cycles.samples = int(settings.get("samples", 2))
             cycles.use_denoising = bool(settings.get("denoise", True))
@@ -730,6 +777,7 @@ class Session:
             scene.render.filepath = path
             bpy.ops.render.render(write_still=True)
             out["rgb"] = _read_png(path)
+            out["samples"], out["pilot_noise"] = int(cycles.samples), pilot_noise
             os.unlink(path)
         return out
 

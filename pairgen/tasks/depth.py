@@ -90,7 +90,7 @@ class DepthTask(RenderedTask):
                 "frame": frame_number(t),
                 "K": frame["K"].tolist(),
                 "camera": frame_record(frame, frame_number(t)),
-                "render": {**self.render_record(), "blender": frame.get("blender"),
+                "render": {**self.render_record(), **self.frame_render_record(frame), "blender": frame.get("blender"),
                            "frame_seed": frame_seed(self.seed, identity, t)},
                 **self.sample_record(names, scene_record, events),
             }

@@ -97,7 +97,7 @@ class FlowTask(RenderedTask):
                 "step": self.step,
                 "K": f0["K"].tolist(),
                 "cameras": [frame_record(f0, frame_number(t0)), frame_record(f1, frame_number(t0 + self.step))],
-                "render": {**self.render_record(), "blender": f0.get("blender"),
+                "render": {**self.render_record(), **self.frame_render_record(f0), "blender": f0.get("blender"),
                            "frame_seeds": [frame_seed(self.seed, identity, t0), frame_seed(self.seed, identity, t0 + self.step)]},
                 **self.sample_record(names, scene_record, events),
                 "occlusion": extra,
