@@ -73,6 +73,8 @@ class DepthTask(RenderedTask):
         card = super().card()
         card["conventions"] = dict(DEPTH_CONVENTIONS)
         card["normals"] = self.normals
+        fields = self.fields()  # the contact sheet's columns in reading order (the card's fields are sorted by name)
+        card["preview"] = {"order": [n for n in ("rgb.png", "depth.npy", "distance.npy", "normal.npy", "seg.png", "cls.png") if n in fields]}
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):

@@ -77,6 +77,9 @@ class FlowTask(RenderedTask):
     def card(self):
         card = super().card()
         card["conventions"] = dict(FLOW_CONVENTIONS)
+        # the contact sheet's columns: the pair, its flow and occlusion, then each field of frame t beside frame t+K's
+        fields = self.fields()
+        card["preview"] = {"order": [n for n in PREVIEW_ORDER if n in fields]}
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
@@ -109,6 +112,10 @@ class FlowTask(RenderedTask):
             fields["json"] = record
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
+
+
+PREVIEW_ORDER = ("img0.png", "img1.png", "flow.npy", "occ.png", "flow_bwd.npy", "depth0.npy", "depth1.npy", "seg0.png",
+                 "seg1.png", "cls0.png", "cls1.png", "distance0.npy", "distance1.npy")
 
 
 def flow_summary(flow: np.ndarray, occ: np.ndarray) -> dict:
