@@ -477,6 +477,7 @@ def describe(path: str | None = None) -> dict:
         "resolution": [width, height],
         "camera": camera.name,
         "motion_blur": bool(scene.render.use_motion_blur),
+        "clamp_indirect": float(scene.cycles.sample_clamp_indirect),
         "shutter": float(scene.render.motion_blur_shutter),
         "engine": scene.render.engine,
         "frame_map": [scene.render.frame_map_old, scene.render.frame_map_new],
@@ -631,6 +632,7 @@ class Session:
                 "frame_map": (r.frame_map_old, r.frame_map_new),
                 "filter_width": scene.cycles.filter_width,
                 "max_bounces": scene.cycles.max_bounces,
+                "clamp_indirect": scene.cycles.sample_clamp_indirect,
                 "sampling_pattern": scene.cycles.sampling_pattern,
                 "resolution": tuple(self.info["resolution"]),
             }
@@ -694,7 +696,7 @@ class Session:
 
         settings: samples (RGB; "auto": ``sample_budget``, with pilot_time and pilot_seed),
         denoise (bool), seed (Cycles seed), resolution (W, H) or None, threads (0 = all cores);
-        quality and prefilter of the denoiser. Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
+        quality and prefilter of the denoiser; clamp_indirect (None: the scene's own). Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
         depth float32 (H, W); seg uint16 (H, W); flow_fwd / flow_bwd float32 (H, W, 2) to
         time +- step (if vector); cls uint16 (H, W) class ids; normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
         object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}; with rgb, samples
@@ -764,6 +766,8 @@ class Session:
                 cycles.denoising_quality = settings.get("quality", "HIGH")
             cycles.filter_width = self.user["filter_width"]
             cycles.max_bounces = self.user["max_bounces"]
+            clamp = settings.get("clamp_indirect")
+            cycles.sample_clamp_indirect = self.user["clamp_indirect"] if clamp is None else float(clamp)
             cycles.sampling_pattern = self.user["sampling_pattern"]
             scene.render.use_motion_blur = self.user["motion_blur"]
             if step != 1:  # the scene's own time mapping: its shutter spans its own frames whatever K is

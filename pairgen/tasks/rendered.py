@@ -176,6 +176,8 @@ class RenderedTask(Task):
         if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
             raise UsageError(f"--samples must be a whole number of at least 1 (or auto), got {samples!r}")
         self.render_settings = {**DEFAULT_RENDER, "denoise": bool(denoise), "threads": int(threads)}
+        if self.blend:
+            self.render_settings["clamp_indirect"] = None  # the scene's own
         if samples is not None:
             self.render_settings["samples"] = int(samples)
         self.seed = int(seed)
@@ -453,6 +455,8 @@ class RenderedTask(Task):
 
         scene = self.info or {}
         record = {"engine": "CYCLES", "device": "CPU", **{k: v for k, v in self.render_settings.items() if k != "threads"}}
+        if record["clamp_indirect"] is None:  # a .blend: its own clamp
+            record["clamp_indirect"] = scene.get("clamp_indirect")
         if self.render_settings["samples"] == "auto":
             record["auto_samples"] = {
                 "rule": "samples = clip(ceil(reference_samples * (pilot_noise / reference_noise) ** power), min, max); "
