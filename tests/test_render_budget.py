@@ -102,7 +102,15 @@ def test_flow_task_records_the_budget(worker):
     assert render["samples"] == "auto"
     assert render["samples_used"] == auto_samples(render["pilot_noise"])
     assert render["auto_samples"]["reference_noise"] == AUTO_SAMPLES["reference_noise"] and "rule" in render["auto_samples"]
-    assert "black emission" in render["truth_pass"]
+    assert "black emission" in render["truth_pass"] and render["clamp_indirect"] == 5.0
     assert task.card()["render"]["auto_samples"] == render["auto_samples"]
     fixed = FlowTask(scenes=1, resolution=(32, 32), seed=5, threads=1, samples=2)
     assert "auto_samples" not in fixed.render_record() and fixed.render_record()["samples"] == 2
+
+
+def test_clamp_indirect_reaches_cycles(worker):
+    """clamp_indirect caps indirect light samples (darker when tiny); None keeps the scene's own."""
+    spec = _scene(dataclasses.replace(POINT, energy=300.0))
+    own, clamped = (_frames(worker, spec, {"samples": 2, "denoise": False, "clamp_indirect": c}, times=(1.0,), truth=False)[0]
+                    for c in (None, 0.05))
+    assert clamped["rgb"].mean() < own["rgb"].mean() - 1, (clamped["rgb"].mean(), own["rgb"].mean())

@@ -48,6 +48,7 @@ def test_render_flow_export_and_inspect(blends, tmp_path):
         assert sample["flow.npy"].shape == (30, 40, 2) and sample["flow.npy"].dtype == np.float32
         assert sample["img0.png"].shape == (30, 40, 3) and sample["seg0.png"].dtype == np.uint16
         assert sample["json"]["frames"][1] - sample["json"]["frames"][0] == 1
+        assert sample["json"]["render"]["clamp_indirect"] == 10.0  # a .blend keeps its own clamp (factory 10)
 
     exported = tmp_path / "exported"
     result = run_cli("export", out, "--out", exported)
