@@ -7,9 +7,11 @@ processes. One ``Session`` holds one loaded scene (a procedural ``SceneSpec`` or
 * The ground-truth render: 1 sample, no denoising, motion blur off, a near-zero pixel filter,
   no light bounces; passes Depth, Vector, Object Index (and Normal) written to a multilayer
   EXR and read with OpenEXR. Depth, ids and vectors are therefore taken at pixel centres and
-  never blended across edges.
+  never blended across edges. A procedural scene's materials are replaced there by a black
+  emission (``_truth_material``) unless normals are asked for.
 * The RGB render: the requested samples with OpenImageDenoise, written by Blender's own PNG
-  writer through the scene's colour management (8-bit sRGB).
+  writer through the scene's colour management (8-bit sRGB). "auto" samples are the scene's
+  budget from a pilot render (``Session.sample_budget``).
 
 Both renders use ``render.use_persistent_data``: the second render of a frame (and the next
 frame) reuses Cycles' synced scene, BVH and textures, so the ground truth does not pay a second
@@ -696,7 +698,8 @@ class Session:
 
         settings: samples (RGB; "auto": ``sample_budget``, with pilot_time and pilot_seed),
         denoise (bool), seed (Cycles seed), resolution (W, H) or None, threads (0 = all cores);
-        quality and prefilter of the denoiser; clamp_indirect (None: the scene's own). Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
+        quality and prefilter of the denoiser; clamp_indirect (None: the scene's own). Returns a
+        dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
         depth float32 (H, W); seg uint16 (H, W); flow_fwd / flow_bwd float32 (H, W, 2) to
         time +- step (if vector); cls uint16 (H, W) class ids; normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
         object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}; with rgb, samples
