@@ -7,9 +7,11 @@ processes. One ``Session`` holds one loaded scene (a procedural ``SceneSpec`` or
 * The ground-truth render: 1 sample, no denoising, motion blur off, a near-zero pixel filter,
   no light bounces; passes Depth, Vector, Object Index (and Normal) written to a multilayer
   EXR and read with OpenEXR. Depth, ids and vectors are therefore taken at pixel centres and
-  never blended across edges.
+  never blended across edges. A procedural scene's materials are replaced there by a black
+  emission (``_truth_material``) unless normals are asked for.
 * The RGB render: the requested samples with OpenImageDenoise, written by Blender's own PNG
-  writer through the scene's colour management (8-bit sRGB).
+  writer through the scene's colour management (8-bit sRGB). "auto" samples are the scene's
+  budget from a pilot render (``Session.sample_budget``).
 
 Both renders use ``render.use_persistent_data``: the second render of a frame (and the next
 frame) reuses Cycles' synced scene, BVH and textures, so the ground truth does not pay a second
@@ -35,7 +37,7 @@ import bmesh
 import numpy as np
 
 from renderers import truth
-from renderers.scene import CLASS_IDS, MaterialSpec, SceneSpec
+from renderers.scene import CLASS_IDS, PILOT, MaterialSpec, SceneSpec, auto_samples
 
 RENDERABLE_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
 MAX_IDS = 65535
@@ -477,6 +479,7 @@ def describe(path: str | None = None) -> dict:
         "resolution": [width, height],
         "camera": camera.name,
         "motion_blur": bool(scene.render.use_motion_blur),
+        "clamp_indirect": float(scene.cycles.sample_clamp_indirect),
         "shutter": float(scene.render.motion_blur_shutter),
         "engine": scene.render.engine,
         "frame_map": [scene.render.frame_map_old, scene.render.frame_map_new],
@@ -533,6 +536,24 @@ def _is_rigid(obj, scene) -> bool:
 # Rendering
 
 
+def _truth_material():
+    """A black emission material for the ground-truth render of a procedural scene.
+
+    Depth, Vector and Object Index come from the first hit whatever the material, and the
+    procedural materials are opaque without displacement, so overriding them changes none of
+    those passes (tested) while it skips texture lookups, the BSDF and the shadow rays: the
+    ground-truth render costs about a third. Not for a user's .blend (alpha cut-outs and
+    displacement shape its surfaces), nor with the Normal pass (normals come from the BSDF)."""
+    material = bpy.data.materials.new("pairgen_truth")
+    tree = material.node_tree
+    tree.nodes.clear()
+    output = tree.nodes.new("ShaderNodeOutputMaterial")
+    emission = tree.nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 0.0
+    tree.links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
 def _read_exr(path: str) -> dict[str, np.ndarray]:
     import OpenEXR
 
@@ -576,6 +597,8 @@ class Session:
         self.user = {}
         self.tmp = scratch or tempfile.mkdtemp(prefix="pairgen-render-")
         self.view_layer = None
+        self.truth_material = None  # procedural scenes: the material override of the ground-truth render
+        self.budgets: dict[tuple, tuple[int, float]] = {}  # "auto" samples per pilot: (samples, noise)
 
     # -------------------------------------------------------------- loading
     def load(self, source: dict) -> dict:
@@ -593,6 +616,8 @@ class Session:
             else:
                 build_scene(source["spec"])
             scene = bpy.context.scene
+            self.truth_material = _truth_material() if "spec" in source else None
+            self.budgets = {}
             self.info = describe(source.get("blend"))
             missing = self.info["missing"]
             if "blend" in source and (missing["images"] or missing["libraries"]) and not source.get("allow_missing"):
@@ -609,6 +634,7 @@ class Session:
                 "frame_map": (r.frame_map_old, r.frame_map_new),
                 "filter_width": scene.cycles.filter_width,
                 "max_bounces": scene.cycles.max_bounces,
+                "clamp_indirect": scene.cycles.sample_clamp_indirect,
                 "sampling_pattern": scene.cycles.sampling_pattern,
                 "resolution": tuple(self.info["resolution"]),
             }
@@ -634,6 +660,24 @@ class Session:
         scene.cycles.use_adaptive_sampling = False
         scene.cycles.use_animated_seed = False
 
+    def sample_budget(self, time: float, settings: dict) -> tuple[int, float]:
+        """The "auto" RGB samples of the loaded scene, from a pilot (``renderers.scene.PILOT``):
+        two low-resolution renders of frame ``pilot_time`` (default ``time``) with seeds
+        ``pilot_seed`` (default the frame's seed) and +1. Returns (samples, noise of one sample
+        in 8-bit levels); the same pilot settings give the same budget for every frame."""
+        width, height = settings.get("resolution") or self.user["resolution"]
+        pilot_time = float(settings.get("pilot_time", time))
+        seed = int(settings.get("pilot_seed", settings.get("seed", 0)))
+        key = (pilot_time, seed, int(width), int(height))
+        if key not in self.budgets:
+            size = tuple(max(PILOT["min_side"], round(int(n) / PILOT["scale"])) for n in (width, height))
+            pilot = {"samples": PILOT["samples"], "denoise": False, "resolution": size, "threads": settings.get("threads", 0)}
+            images = [self.render_frame(pilot_time, settings={**pilot, "seed": seed + k}, truth_pass=False)["rgb"].astype(np.float64)
+                      for k in (0, 1)]
+            noise = float(np.sqrt(np.mean((images[0] - images[1]) ** 2) / 2 * PILOT["samples"]))
+            self.budgets[key] = (auto_samples(noise), noise)
+        return self.budgets[key]
+
     def _set_time(self, scene, time: float, step: int) -> None:
         """Show the scene at (possibly fractional) frame ``time``; the Vector pass spans +-step."""
         old, new = self.user["frame_map"]
@@ -652,13 +696,19 @@ class Session:
                      rgb: bool = True, normals: bool = False, vector: bool = True) -> dict:
         """Render the loaded scene at frame ``time`` (scene frame numbers).
 
-        settings: samples (RGB), denoise (bool), seed (Cycles seed), resolution (W, H) or None,
-        threads (0 = all cores). Returns a dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
+        settings: samples (RGB; "auto": ``sample_budget``, with pilot_time and pilot_seed),
+        denoise (bool), seed (Cycles seed), resolution (W, H) or None, threads (0 = all cores);
+        quality and prefilter of the denoiser; clamp_indirect (None: the scene's own). Returns a
+        dict of numpy arrays and metadata: rgb uint8 (H, W, 3);
         depth float32 (H, W); seg uint16 (H, W); flow_fwd / flow_bwd float32 (H, W, 2) to
         time +- step (if vector); cls uint16 (H, W) class ids; normal float32 (H, W, 3) world space (if normals); K, c2w (OpenCV),
-        object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}.
+        object_to_world {id: 4x4}, rigid {id: bool}, keypoints {name: xyz}; with rgb, samples
+        (the RGB's) and pilot_noise (None unless samples was "auto").
         """
         settings = dict(settings or {})
+        pilot_noise = None
+        if rgb and settings.get("samples") == "auto":
+            settings["samples"], pilot_noise = self.sample_budget(time, settings)
         scene = bpy.context.scene
         layer = self.view_layer
         self._common(scene, settings)
@@ -688,6 +738,7 @@ class Session:
             cycles.filter_width = 0.01  # the one sample at the pixel centre
             cycles.max_bounces = 0  # only the passes matter
             cycles.sampling_pattern = "TABULATED_SOBOL"  # its first sample is measured at the pixel centre
+            layer.material_override = None if normals else self.truth_material
             scene.render.use_motion_blur = False
             settings_image = scene.render.image_settings
             settings_image.media_type = "MULTI_LAYER_IMAGE"
@@ -707,6 +758,7 @@ class Session:
             if normals:
                 out["normal"] = np.stack([_channel(channels, f".Normal.{c}") for c in "XYZ"], axis=-1).astype(np.float32)
             layer.use_pass_z = layer.use_pass_vector = layer.use_pass_object_index = layer.use_pass_normal = False
+            layer.material_override = None
         if rgb:
             cycles.samples = int(settings.get("samples", 2))
             cycles.use_denoising = bool(settings.get("denoise", True))
@@ -717,6 +769,8 @@ class Session:
                 cycles.denoising_quality = settings.get("quality", "HIGH")
             cycles.filter_width = self.user["filter_width"]
             cycles.max_bounces = self.user["max_bounces"]
+            clamp = settings.get("clamp_indirect")
+            cycles.sample_clamp_indirect = self.user["clamp_indirect"] if clamp is None else float(clamp)
             cycles.sampling_pattern = self.user["sampling_pattern"]
             scene.render.use_motion_blur = self.user["motion_blur"]
             if step != 1:  # the scene's own time mapping: its shutter spans its own frames whatever K is
@@ -730,6 +784,7 @@ class Session:
             scene.render.filepath = path
             bpy.ops.render.render(write_still=True)
             out["rgb"] = _read_png(path)
+            out["samples"], out["pilot_noise"] = int(cycles.samples), pilot_noise
             os.unlink(path)
         return out
 

@@ -41,10 +41,14 @@ def test_render_flow_export_and_inspect(blends, tmp_path):
     card, samples = samples_of(out)
     assert card["task"] == "flow" and card["counts"]["samples"] == 3  # frames 1-4: pairs (1,2) (2,3) (3,4)
     assert "background_flow" in card["conventions"] and card["fields"]["flow.npy"]["role"] == "target"
+    # the sheet's columns read per frame pair (the card's fields are sorted by name: cls0, cls1, depth0, ...)
+    assert card["preview"]["order"] == ["img0.png", "img1.png", "flow.npy", "occ.png", "flow_bwd.npy", "depth0.npy",
+                                        "depth1.npy", "seg0.png", "seg1.png", "cls0.png", "cls1.png"]
     for sample in samples:
         assert sample["flow.npy"].shape == (30, 40, 2) and sample["flow.npy"].dtype == np.float32
         assert sample["img0.png"].shape == (30, 40, 3) and sample["seg0.png"].dtype == np.uint16
         assert sample["json"]["frames"][1] - sample["json"]["frames"][0] == 1
+        assert sample["json"]["render"]["clamp_indirect"] == 10.0  # a .blend keeps its own clamp (factory 10)
 
     exported = tmp_path / "exported"
     result = run_cli("export", out, "--out", exported)

@@ -73,6 +73,8 @@ class DepthTask(RenderedTask):
         card = super().card()
         card["conventions"] = dict(DEPTH_CONVENTIONS)
         card["normals"] = self.normals
+        fields = self.fields()  # the contact sheet's columns in reading order (the card's fields are sorted by name)
+        card["preview"] = {"order": [n for n in ("rgb.png", "depth.npy", "distance.npy", "normal.npy", "seg.png", "cls.png") if n in fields]}
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
@@ -90,7 +92,7 @@ class DepthTask(RenderedTask):
                 "frame": frame_number(t),
                 "K": frame["K"].tolist(),
                 "camera": frame_record(frame, frame_number(t)),
-                "render": {**self.render_record(), "blender": frame.get("blender"),
+                "render": {**self.render_record(), **self.frame_render_record(frame), "blender": frame.get("blender"),
                            "frame_seed": frame_seed(self.seed, identity, t)},
                 **self.sample_record(names, scene_record, events),
             }

@@ -77,6 +77,9 @@ class FlowTask(RenderedTask):
     def card(self):
         card = super().card()
         card["conventions"] = dict(FLOW_CONVENTIONS)
+        # the contact sheet's columns: the pair, its flow and occlusion, then each field of frame t beside frame t+K's
+        fields = self.fields()
+        card["preview"] = {"order": [n for n in PREVIEW_ORDER if n in fields]}
         return card
 
     def make(self, item: WorkItem, rng: np.random.Generator):
@@ -97,7 +100,7 @@ class FlowTask(RenderedTask):
                 "step": self.step,
                 "K": f0["K"].tolist(),
                 "cameras": [frame_record(f0, frame_number(t0)), frame_record(f1, frame_number(t0 + self.step))],
-                "render": {**self.render_record(), "blender": f0.get("blender"),
+                "render": {**self.render_record(), **self.frame_render_record(f0), "blender": f0.get("blender"),
                            "frame_seeds": [frame_seed(self.seed, identity, t0), frame_seed(self.seed, identity, t0 + self.step)]},
                 **self.sample_record(names, scene_record, events),
                 "occlusion": extra,
@@ -109,6 +112,10 @@ class FlowTask(RenderedTask):
             fields["json"] = record
             samples.append((f"{item.payload['first_index'] + j:09d}", fields))
         return samples
+
+
+PREVIEW_ORDER = ("img0.png", "img1.png", "flow.npy", "occ.png", "flow_bwd.npy", "depth0.npy", "depth1.npy", "seg0.png",
+                 "seg1.png", "cls0.png", "cls1.png", "distance0.npy", "distance1.npy")
 
 
 def flow_summary(flow: np.ndarray, occ: np.ndarray) -> dict:

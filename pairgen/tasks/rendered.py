@@ -61,7 +61,7 @@ class RenderOptions:
     frames: str | None = option(str, "Frames A-B to render (default: the .blend's own range; procedural: the recipe's).")
     step: int | None = option(int, "Pairs (t, t+K) for flow; the frame stride for depth (default 1).", minimum=1)
     resolution: str | None = option(str, "WxH in pixels (default: the .blend's own; procedural: the recipe's).")
-    samples: int | None = option(int, "Cycles RGB samples per pixel (default 4, denoised).", minimum=1)
+    samples: int | None = option(int, "Cycles RGB samples per pixel, denoised (default: a per-scene budget from a pilot render, 2-16).", minimum=1)
     threads: int | None = option(int, "Blender threads per worker (default: the cores shared among the workers; "
                                       "0 = all cores).", minimum=0)
     allow_missing: bool | None = option(bool, "Render a .blend whose image textures or linked libraries are missing "
@@ -136,7 +136,8 @@ class RenderedTask(Task):
     the embedded photos). scenes: number of procedural scenes. frames: (first, last) or "A-B";
     default: the .blend's own range, procedural (1, 1 + step). step: K. resolution: (W, H);
     default: the .blend's own, procedural 256x256. samples: RGB samples per pixel (default
-    ``renderers.scene.DEFAULT_RENDER``: 4, with OpenImageDenoise; denoise=False turns it off). threads: Blender threads (0 = all cores).
+    ``renderers.scene.DEFAULT_RENDER``: "auto", a per-scene budget from a pilot render; with
+    OpenImageDenoise, denoise=False turns it off). threads: Blender threads (0 = all cores).
     recycle_every: jobs per render process. scene_config: overrides of
     ``renderers.scene.SceneConfig`` (e.g. {"objects": [4, 10]}). chunk: pairs/frames of a .blend
     rendered by one job (consecutive pairs share frames). seed: the run seed (per-frame Cycles
@@ -170,9 +171,13 @@ class RenderedTask(Task):
         if self.step < 1:
             raise UsageError(f"--step must be at least 1, got {step}")
         self.resolution = parse_resolution(resolution)
-        if samples is not None and int(samples) < 1:
-            raise UsageError(f"--samples must be at least 1, got {samples}")
+        if samples == "auto":
+            samples = None
+        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+            raise UsageError(f"--samples must be a whole number of at least 1 (or auto), got {samples!r}")
         self.render_settings = {**DEFAULT_RENDER, "denoise": bool(denoise), "threads": int(threads)}
+        if self.blend:
+            self.render_settings["clamp_indirect"] = None  # the scene's own
         if samples is not None:
             self.render_settings["samples"] = int(samples)
         self.seed = int(seed)
@@ -415,8 +420,9 @@ class RenderedTask(Task):
 
         worker = self.worker()
         before = len(worker.events)
+        pilot = self.pilot_settings(identity)
         frames = [{"time": t, "settings": {**self.render_settings, "seed": frame_seed(self.seed, identity, t),
-                                           "resolution": self.resolution}} for t in times]
+                                           "resolution": self.resolution, **pilot}} for t in times]
         try:
             rendered = worker.call("render", source=source, frames=frames, step=self.step, normals=normals, vector=vector)
         except RenderFailed as exc:
@@ -426,13 +432,42 @@ class RenderedTask(Task):
             print(f"pairgen: {event}", file=sys.stderr)
         return {f["time"]: r for f, r in zip(frames, rendered)}, events
 
+    def pilot_settings(self, identity: str) -> dict:
+        """With "auto" samples: the pilot every frame of the source shares (its first frame, its
+        own seed), so all frames of a scene, in any chunk or worker, get the same budget."""
+        if self.render_settings["samples"] != "auto":
+            return {}
+        first = float(self.frames[0])
+        return {"pilot_time": first, "pilot_seed": frame_seed(self.seed, f"{identity}|pilot", first)}
+
+    def frame_render_record(self, frame: dict) -> dict:
+        """What the json adds to ``render_record`` for one rendered frame: the RGB samples it got
+        (and, with "auto", the pilot's noise of one sample in 8-bit levels)."""
+        record = {"samples_used": frame["samples"]}
+        if frame.get("pilot_noise") is not None:
+            record["pilot_noise"] = round(float(frame["pilot_noise"]), 4)
+        return record
+
     def render_record(self) -> dict:
         """Render settings of every sample (json ``render``) and of the card: with a .blend, also
         its motion blur (on/off, shutter in the scene's frames) and the compositor that was skipped."""
+        from renderers.scene import AUTO_SAMPLES, PILOT
+
         scene = self.info or {}
-        return {"engine": "CYCLES", "device": "CPU", **{k: v for k, v in self.render_settings.items() if k != "threads"},
+        record = {"engine": "CYCLES", "device": "CPU", **{k: v for k, v in self.render_settings.items() if k != "threads"}}
+        if record["clamp_indirect"] is None:  # a .blend: its own clamp
+            record["clamp_indirect"] = scene.get("clamp_indirect")
+        if self.render_settings["samples"] == "auto":
+            record["auto_samples"] = {
+                "rule": "samples = clip(ceil(reference_samples * (pilot_noise / reference_noise) ** power), min, max); "
+                        "pilot_noise: RMS noise of one sample (8-bit levels) from two renders of the first frame "
+                        "at 1/scale of the size, pilot samples each, no denoising, different seeds",
+                **{f"pilot_{k}": v for k, v in PILOT.items()}, **AUTO_SAMPLES}
+        return {**record,
                 "resolution": list(self.resolution) if self.resolution else None, "step": self.step,
-                "truth_pass": "1 sample, pixel filter 0.01 px, no motion blur, no denoising",
+                "truth_pass": "1 sample, pixel filter 0.01 px, no motion blur, no denoising"
+                              + ("" if self.blend else "; procedural scenes without normals: materials replaced by "
+                                 "black emission (depth, vectors and ids do not depend on them)"),
                 "motion_blur": bool(scene.get("motion_blur", False)),
                 "shutter": scene.get("shutter") if scene.get("motion_blur") else None,
                 "compositor": scene.get("compositor")}
