@@ -167,12 +167,34 @@ def prepare_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    _one_blas_thread()
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-1, 512 * 1024 * 1024)  # M_TRIM_THRESHOLD
         libc.mallopt(-3, 512 * 1024 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
+
+
+def _one_blas_thread() -> None:
+    """numpy's OpenBLAS starts a thread per core for matrix products (e.g. the channel mixing of
+    correlated noise), which two workers then fight over; set it to one thread, as OpenCV's."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            libraries = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:  # not Linux: leave BLAS as it is
+        return
+    for path in libraries:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("openblas_set_num_threads64_", "openblas_set_num_threads", "scipy_openblas_set_num_threads64_"):
+            if hasattr(library, name):
+                getattr(library, name)(1)
+                break
 
 
 def run_local(specs: list[ShardSpec], workers: int, on_progress, on_shard, retries: int = 2, on_retry=None) -> list[str]:
