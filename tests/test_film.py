@@ -362,3 +362,51 @@ def test_low_percentile_is_numpys_percentile():
             values = (rng.random(n, dtype=np.float32) ** 3).reshape(-1, 1) if n % 2 else rng.random(n, dtype=np.float32) ** 3
             for q in (0.5, 50.0, 99.5):
                 assert low_percentile(values, q) == float(np.percentile(values, q)), (n, q)
+
+
+# ----------------------------------------------------------------------------- what a film image remembers
+
+
+def film_chain(toner: str) -> list[tuple[str, object]]:
+    """Ops and params of a whole print: every film op, so that each sees what the one before made."""
+    film = ops.get
+    return [("film_sensitivity", FilmSensitivityParams("kodak_tri_x_400", "daylight", emulsion_weights("kodak_tri_x_400", "daylight"))),
+            ("lens_softness", film("lens_softness").Params(0.8)), ("vignetting", VignettingParams(0.8, 0.45, 0.55)),
+            ("film_negative", NEGATIVE), ("uneven_development", film("uneven_development").Params(0.1, 3, 7)),
+            ("film_grain", FilmGrainParams(12.0, 20.0, 0.5, 11)), ("paper_print", PaperPrintParams(2, 0.2, 1.9)),
+            ("toning", ToningParams(toner, 0.8, (TONERS[toner].hue + 3.0) % 360)), ("fading", FadingParams(0.3)),
+            ("base_yellowing", film("base_yellowing").Params(0.2))]
+
+
+@pytest.mark.parametrize("toner", ["none", "sepia", "cyanotype"])
+def test_what_film_ops_remember_gives_the_pixels_of_the_plain_path(toner):
+    """Each op's output from a remembered image (gray plane, toned print's 256 colours, the photo's
+    8-bit levels) equals its output from a plain copy, which has to be checked pixel by pixel."""
+    from pairgen.ops.film import photo_image
+    from skimage import data
+
+    crop = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
+    remembered, plain = photo_image(crop), ops.to_float(crop)
+    assert np.array_equal(remembered, plain)
+    for name, params in film_chain(toner):
+        remembered = ops.get(name).apply(remembered, params)
+        plain = ops.get(name).apply(np.array(plain), params)  # a fresh copy: nothing remembered
+        assert remembered.dtype == np.float32 and remembered.flags.c_contiguous
+        assert np.array_equal(remembered, plain), name
+
+
+def test_remembered_images_are_read_only_and_the_gray_check_stays_exact():
+    from pairgen.ops.film import gray_plane, indexed_image
+
+    negative = ops.get("film_negative").apply(gray_photo(), NEGATIVE)
+    with pytest.raises(ValueError, match="read-only"):
+        negative[0, 0, 0] = 0.5  # the fact "three equal channels" cannot go stale
+    assert np.array_equal(gray_plane(negative), negative[..., 0])
+    levels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    table = np.repeat(np.linspace(0, 1, 256, dtype=np.float32)[:, None], 3, axis=1)
+    table[200] = (1.0, 0.5, 0.25)  # a coloured level that the image does not use: still gray
+    assert np.array_equal(gray_plane(indexed_image(levels, table)), table[levels, 0])
+    levels = levels.copy()  # indexed_image made the first read-only
+    levels[0, 0] = 200
+    toned = indexed_image(levels, table)
+    assert gray_plane(toned) is None and gray_plane(np.array(toned)) is None

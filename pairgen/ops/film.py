@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from pairgen.ops.base import Context, register
+from pairgen.ops.base import Context, register, to_float
 from pairgen.ops.noise import draw_seed, standard_normal_field
 from pairgen.ops.spectra import EMULSIONS, ILLUMINANTS, emulsion_weights
 from pairgen.ops.util import check_prob, check_probs, check_range, clip_unit, uniform
@@ -69,6 +70,27 @@ def _float32(v) -> np.ndarray:
     return v if v.flags.c_contiguous else np.ascontiguousarray(v)
 
 
+def _writable(v) -> np.ndarray:
+    """float32, C-contiguous, and writable: a function's fresh result as is, a copy of a
+    read-only one (an input plane handed back)."""
+    v = _float32(v)
+    return v if v.flags.writeable else v.copy()
+
+
+def _at_least(x: np.ndarray, low: float) -> np.ndarray:
+    """max(x, low), a fresh array; float32 arrays by OpenCV (3x numpy 1.26's float32 maximum)."""
+    if x.dtype != np.float32 or x.size <= 4 or not x.flags.c_contiguous:
+        return np.maximum(x, x.dtype.type(low))
+    return cv2.max(_rows(x), float(np.float32(low))).reshape(x.shape)
+
+
+def _clamp(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    """min(max(x, low), high), a fresh array (as ``_at_least``)."""
+    if x.dtype != np.float32 or x.size <= 4 or not x.flags.c_contiguous:
+        return np.minimum(np.maximum(x, x.dtype.type(low)), x.dtype.type(high))
+    return cv2.min(cv2.max(_rows(x), float(np.float32(low))), float(np.float32(high))).reshape(x.shape)
+
+
 def _where_low(out: np.ndarray, v: np.ndarray, threshold: float, low: np.ndarray) -> np.ndarray:
     """out, with ``low`` where v <= threshold (cv2.compare and copyTo: ~5x np.copyto(where=);
     OpenCV reads arrays of up to 4 values as scalars, so those take numpy)."""
@@ -107,15 +129,70 @@ def linear_to_srgb(v: np.ndarray) -> np.ndarray:
 
 def power_of_ten(exponent: np.ndarray) -> np.ndarray:
     """10^x, float32 (x below -30 counts as -30)."""
-    return _exp(np.maximum(_float32(exponent) * np.float32(math.log(10.0)), MIN_EXPONENT))
+    return _exp(_at_least(_float32(exponent) * np.float32(math.log(10.0)), MIN_EXPONENT))
+
+
+# ----------------------------------------------------------------------------- what a film image is
+
+# The film ops hand (H, W, 3) images on, but most are gray prints (three equal channels) and a
+# toned print holds one colour per 8-bit level. An image a film op makes remembers which, read-only
+# so that the fact cannot go stale: the next op takes the gray plane without checking every pixel
+# (the check costs as much as a pointwise op on the plane) and a pointwise op on a toned print
+# maps its 256 colours, not H x W x 3 values. Keyed by id(image), dropped when the image dies.
+_MADE: dict[int, tuple] = {}
+
+
+def _remember(image: np.ndarray, **facts) -> np.ndarray:
+    """Mark ``image`` (and the arrays in ``facts``) read-only and remember the facts for it:
+    gray=(H, W) plane of its equal channels, or levels=(H, W) uint8 with table=(256, 3) float32,
+    image = table[levels]."""
+    for array in (image, *facts.values()):
+        array.flags.writeable = False
+    key = id(image)
+    _MADE[key] = (weakref.ref(image, lambda _, key=key: _MADE.pop(key, None)), facts)
+    return image
+
+
+def _facts(image: np.ndarray) -> dict:
+    entry = _MADE.get(id(image))
+    return entry[1] if entry is not None and entry[0]() is image else {}
+
+
+def gray_image(plane: np.ndarray) -> np.ndarray:
+    """A fresh read-only (H, W, 3) float32 image with ``plane`` in every channel, remembered as gray."""
+    return _remember(three_channels(plane), gray=_float32(plane))
+
+
+def indexed_image(levels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """A fresh read-only (H, W, 3) float32 image table[levels], remembered as such: levels (H, W)
+    uint8, table (256, 3) float32 (both become read-only: pass arrays nobody else writes)."""
+    table = np.ascontiguousarray(table, dtype=np.float32)
+    image = cv2.LUT(cv2.merge([levels, levels, levels]), table.reshape(256, 1, 3)).reshape(*levels.shape, 3)
+    return _remember(image, levels=levels, table=table)
+
+
+def photo_image(photo: np.ndarray) -> np.ndarray:
+    """``to_float`` of an 8-bit (H, W, 3) photo, read-only, remembered as its 8-bit levels: the
+    sensitivity step decodes it by table without recovering the levels from the floats."""
+    levels = np.array(photo, dtype=np.uint8, order="C")  # a copy: the caller's array stays writable
+    return _remember(to_float(levels), photo_levels=levels)
 
 
 def gray_plane(image: np.ndarray) -> np.ndarray | None:
     """The (H, W) plane of an (H, W, 3) image whose three channels are equal (a black-and-white
-    print), else None; checked exactly, by OpenCV (channel planes and cv2.norm of their
-    difference: no boolean images)."""
+    print), else None. Exact: from what a film op remembered of the image, else checked by
+    OpenCV (channel planes and cv2.norm of their difference: no boolean images)."""
     if image.ndim != 3 or image.shape[2] != 3:
         return None
+    facts = _facts(image)
+    if "gray" in facts:
+        return facts["gray"]
+    if "levels" in facts:
+        table, levels = facts["table"], facts["levels"]
+        colored = np.flatnonzero((table[:, 0] != table[:, 1]) | (table[:, 0] != table[:, 2]))
+        if colored.size and np.bincount(levels.ravel(), minlength=256)[colored].any():
+            return None
+        return cv2.LUT(levels, np.ascontiguousarray(table[:, 0]))
     image = _float32(image)
     first = cv2.extractChannel(image, 0)
     for c in (1, 2):
@@ -132,18 +209,21 @@ def three_channels(plane: np.ndarray) -> np.ndarray:
 
 def per_plane(image: np.ndarray, fn, pointwise: bool = False) -> np.ndarray:
     """fn on the (H, W) plane of a gray image (three equal channels: computed once), else on each
-    channel (``pointwise`` fns, which treat every value alone: on the whole image at once); a
-    fresh (H, W, 3) float32 array clipped to [0, 1]."""
+    channel (``pointwise`` fns, which treat every value alone: on the whole image at once, or on
+    the 256 colours of a toned print); a fresh (H, W, 3) float32 array clipped to [0, 1]."""
     plane = gray_plane(image)
     if plane is not None:
-        return three_channels(clip_unit(_float32(fn(plane))))
+        return gray_image(clip_unit(_writable(fn(plane))))
+    facts = _facts(image)
+    if pointwise and "levels" in facts:
+        return indexed_image(facts["levels"], clip_unit(_writable(fn(facts["table"]))))
     if pointwise:
         return clip_unit(np.array(fn(_float32(image)), dtype=np.float32))
     return clip_unit(np.ascontiguousarray(np.stack([fn(image[..., c]) for c in range(image.shape[2])], axis=2), dtype=np.float32))
 
 
 def _density(transmittance: np.ndarray) -> np.ndarray:
-    return _log(np.maximum(_float32(transmittance), np.float32(MIN_TRANSMITTANCE))) * np.float32(-1 / math.log(10.0))
+    return _log(_at_least(_float32(transmittance), MIN_TRANSMITTANCE)) * np.float32(-1 / math.log(10.0))
 
 
 def _film_choice(ctx: Context, key: str):
@@ -163,11 +243,11 @@ def characteristic_curve(log_exposure: np.ndarray, gamma: float, fog: float, d_m
     shoulder = min(shoulder, 0.45 * x_top)
     # D = fog + gamma g(x), g a smoothed clip of x to [0, x_top], summed from three clamped
     # pieces (no branch per pixel): the toe's quadratic, the straight part, the shoulder's quadratic
-    toe_part = np.minimum(np.maximum(x, -toe), toe) + toe
+    toe_part = _clamp(x, -toe, toe) + toe
     toe_part *= toe_part
     toe_part *= 1 / (4 * toe)
-    straight = np.minimum(np.maximum(x, toe), x_top - shoulder) - toe
-    shoulder_part = (x_top + shoulder) - np.minimum(np.maximum(x, x_top - shoulder), x_top + shoulder)
+    straight = _clamp(x, toe, x_top - shoulder) - toe
+    shoulder_part = (x_top + shoulder) - _clamp(x, x_top - shoulder, x_top + shoulder)
     shoulder_part *= shoulder_part
     shoulder_part *= -1 / (4 * shoulder)
     shoulder_part += shoulder
@@ -226,6 +306,9 @@ def _clip_levels(scaled: np.ndarray) -> np.ndarray:
 def _decode_levels(image: np.ndarray) -> np.ndarray | None:
     """Linear light of an (H, W, 3) image whose every value is one of ``_LEVELS`` (by table, exact),
     else None."""
+    facts = _facts(image)
+    if "photo_levels" in facts:
+        return cv2.LUT(facts["photo_levels"], _LINEAR_LEVELS)
     image = _float32(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.size <= 4:
         return None
@@ -247,7 +330,7 @@ def _apply_sensitivity(image, params: FilmSensitivityParams):
     if linear is None:
         linear = srgb_to_linear(image)
     exposure = cv2.transform(linear, np.asarray(params.weights, dtype=np.float32).reshape(1, 3)).reshape(linear.shape[:2])
-    return three_channels(linear_to_srgb(exposure))
+    return gray_image(linear_to_srgb(exposure))
 
 
 register("film_sensitivity", "B&W emulsion: linear light weighted by the emulsion's spectral weights (gray latent image)",
@@ -372,7 +455,7 @@ def negative_log_exposure(linear: np.ndarray, exposure_stops: float) -> np.ndarr
     """log10 exposure relative to the inertia point: a normally exposed middle gray (linear 0.18)
     sits 1.0 above it (about ISO's speed point + 10x), so scene black falls into the toe."""
     offset = np.float32(1.0 + exposure_stops * LOG2 - math.log10(MIDDLE_GRAY))
-    log_exposure = _log(np.maximum(_float32(linear), np.float32(1e-5)))
+    log_exposure = _log(_at_least(_float32(linear), 1e-5))
     log_exposure *= np.float32(1 / math.log(10.0))
     log_exposure += offset
     return log_exposure
@@ -506,7 +589,7 @@ def _apply_grain(image, params: FilmGrainParams):
         developed = np.ascontiguousarray(developed, dtype=np.float32)
         if params.aperture_sigma > 0:
             developed = cv2.GaussianBlur(developed, (0, 0), params.aperture_sigma, borderType=cv2.BORDER_REFLECT_101)
-        return np.maximum(1.0 - developed, np.float32(MIN_TRANSMITTANCE))
+        return _at_least(np.float32(1.0) - developed, MIN_TRANSMITTANCE)
     return per_plane(image, grain)
 
 
@@ -569,7 +652,7 @@ def print_density(negative_transmittance: np.ndarray, params: PaperPrintParams) 
     """Paper density for a negative. The printer exposes for the highlights: the densest part of
     the negative (its 99.5th percentile of density, the scene's brightest) prints just at paper
     white; the grade's log-exposure range then spans the paper from white to 90 % of d_max."""
-    t = np.maximum(negative_transmittance, np.float32(MIN_TRANSMITTANCE)).astype(np.float32)
+    t = _at_least(_float32(negative_transmittance), MIN_TRANSMITTANCE)
     densest = low_percentile(t[:: max(1, t.shape[0] // 64), :: max(1, t.shape[1] // 64)], 0.5)
     log_exposure = -_density(t) + np.float32(params.exposure_stops * LOG2 - math.log10(densest))
     span = PAPER_GRADE_RANGES[params.grade]
@@ -676,6 +759,16 @@ def _gray_lightness() -> np.ndarray:
     return np.where(y > (6 / 29) ** 3, 116.0 * np.cbrt(y) - 16.0, y * (29 / 3) ** 3)
 
 
+# CIELAB -> linear sRGB along one hue, split by what varies: per level, f_y (and so Y) is fixed
+# and f_x, f_z move linearly with the chroma; the linear RGB is X, Y, Z times these columns.
+_LINEAR_FROM_XYZ_COLUMNS = (_XYZ_TO_LINEAR_SRGB * _D65_WHITE).T  # rows: the RGB of X/Xn = 1, Y = 1, Z/Zn = 1
+
+
+def _lab_f_inverse(f: np.ndarray) -> np.ndarray:
+    """CIELAB's f^-1: t^3 above 6/29, its linear extension below."""
+    return np.where(f > 6 / 29, f * f * f, 3 * (6 / 29) ** 2 * (f - 4 / 29))
+
+
 @functools.lru_cache(maxsize=64)
 def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
     """(256, 3) float32: the toned sRGB colour of each 8-bit gray level. Lightness is
@@ -686,16 +779,24 @@ def toning_lut(toner: str, strength: float, hue: float) -> np.ndarray:
     spec = TONERS[toner]
     wanted = strength * spec.chroma * _WHERE[spec.where](lightness / 100.0)
     cos_h, sin_h = math.cos(math.radians(hue)), math.sin(math.radians(hue))
+    fy = (lightness + 16.0) / 116.0
+    x_col, y_col, z_col = _LINEAR_FROM_XYZ_COLUMNS
+    gray_part = _lab_f_inverse(fy)[:, None] * y_col  # the Y term: the same for every chroma
 
-    def in_gamut(chroma, levels):
-        linear = _lab_to_linear(np.stack([lightness[levels], chroma * cos_h, chroma * sin_h], axis=1))
-        return np.all((linear >= _GAMUT_LINEAR[0]) & (linear <= _GAMUT_LINEAR[1]), axis=1) | (chroma == 0)
+    def in_gamut(chroma, fy, gray_part, f_inverse=_lab_f_inverse):
+        linear = (f_inverse(fy + chroma * (cos_h / 500.0))[:, None] * x_col + gray_part
+                  + f_inverse(fy - chroma * (sin_h / 200.0))[:, None] * z_col)
+        return ((linear >= _GAMUT_LINEAR[0]) & (linear <= _GAMUT_LINEAR[1])).all(axis=1)
     chroma = wanted.copy()
-    outside = np.flatnonzero(~in_gamut(wanted, slice(None)))
+    outside = np.flatnonzero(~(in_gamut(wanted, fy, gray_part) | (wanted == 0)))
+    fy, gray_part = fy[outside], gray_part[outside]
     lo, hi = np.zeros(outside.size), wanted[outside]
-    for _ in range(10):
+    # f_x and f_z move linearly with the chroma: above 6/29 at both ends, f^-1 is the cube throughout
+    ends = np.concatenate([fy, fy + hi * (cos_h / 500.0), fy - hi * (sin_h / 200.0)])
+    f_inverse = (lambda f: f * f * f) if ends.size and ends.min() > 6 / 29 else _lab_f_inverse
+    for _ in range(10 if outside.size else 0):  # mid > 0 here: every level outside wants some chroma
         mid = 0.5 * (lo + hi)
-        inside = in_gamut(mid, outside)
+        inside = in_gamut(mid, fy, gray_part, f_inverse)
         lo = np.where(inside, mid, lo)
         hi = np.where(inside, hi, mid)
     chroma[outside] = lo
@@ -708,13 +809,13 @@ def _apply_toning(image, params: ToningParams):
     if params.toner not in TONERS:
         raise ValueError(f"toning.toner: expected one of {', '.join(TONERS)}, got {params.toner!r}")
     if params.toner == "none" or params.strength <= 0:
-        return image.copy()
+        return _remember(image.copy(), **_facts(image))
     luminance = gray_plane(image)
     if luminance is None:
         luminance = linear_to_srgb(srgb_to_linear(image) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
     index = np.rint(np.minimum(np.maximum(luminance, np.float32(0.0)), np.float32(1.0)) * np.float32(255)).astype(np.uint8)
     lut = toning_lut(params.toner, params.strength, params.hue)
-    return cv2.LUT(cv2.merge([index, index, index]), lut.reshape(256, 1, 3)).reshape(*index.shape, 3)
+    return indexed_image(index, lut)
 
 
 register("toning", "toner: each gray level -> one colour of the toner's hue (a gradient, never clipping)", ToningConfig,
@@ -781,6 +882,9 @@ def _sample_yellowing(rng, config, image_shape, ctx):
 
 def _apply_yellowing(image, params: BaseYellowingParams):
     base = 1.0 - np.float32(params.strength) * _YELLOWING_LOSS
+    facts = _facts(image)
+    if "levels" in facts:  # a toned print: its 256 colours
+        return indexed_image(facts["levels"], clip_unit(linear_to_srgb(srgb_to_linear(facts["table"]) * base)))
     plane = gray_plane(image)  # an untoned print: one decoding, then the base's three colours
     linear = srgb_to_linear(image) if plane is None else three_channels(srgb_to_linear(plane))
     linear *= base

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import RecipeError
-from ..ops.film import TONERS
+from ..ops.film import TONERS, photo_image
 from ..ops.spectra import EMULSIONS, ILLUMINANTS
 from ..ops.util import choose
 from ..steps import compile_steps, replay_ops, run_steps
@@ -123,13 +123,13 @@ class ColorizeTask(PhotoTask):
         self.film = FilmSetup.from_recipe(recipe)
 
     def make_crop(self, crop, rng, record):
-        mono = ops.to_uint8(self.film.run(ops.to_float(crop), rng, record))
+        mono = ops.to_uint8(self.film.run(photo_image(crop), rng, record))
         record["summary"] = dict(record["film"])
         return {"mono.png": mono, "color.png": np.ascontiguousarray(crop)}
 
     @classmethod
     def replay_crop(cls, crop, record):
-        return {"mono.png": ops.to_uint8(replay_ops(ops.to_float(crop), record["film_ops"])),
+        return {"mono.png": ops.to_uint8(replay_ops(photo_image(crop), record["film_ops"])),
                 "color.png": np.ascontiguousarray(crop)}
 
     def fields(self):
