@@ -195,51 +195,165 @@ def test_trains_one_stage_chosen_on_the_command_line(built, tmp_path, one_torch_
     assert fit.main([str(out), "--out", str(tmp_path / "bad"), "--target", "sky", "--steps", "1", "--no-progress"]) != 0
 
 
-def test_dust_and_cracks_draw_what_their_one_draw_at_a_time_definitions_draw():
-    """dust draws its specks' numbers in one block and cracks draw every path in one polylines
-    call (for speed): the same pixels as drawing speck by speck and path by path, as defined."""
-    from pairgen.ops import damage
+# ----------------------------------------------------------------------------- fast paths = plain definitions
+# Each damage op as first written: full-image canvases, coverage and blends, one scalar draw at a time.
+# The ops compute only the boxes their damage can reach, draw numbers in blocks from the same stream and
+# batch curves; these check that they give the same bytes.
 
-    def dust_by_speck(image, p):
-        h, w = image.shape[:2]
-        rng = np.random.default_rng(p.seed)
-        dark, bright = damage._canvas(h, w), damage._canvas(h, w)
-        one = damage.SUPERSAMPLE * (1 << damage._SHIFT)
-        for _ in range(p.specks):
-            centre = damage._points(np.array([rng.uniform(0, w), rng.uniform(0, h)]))[0, 0]
-            radius = int(round(rng.uniform(p.radius_min, p.radius_max) * one))
-            target = dark if rng.random() < p.dark_prob else bright
-            cv2.circle(target, (int(centre[0]), int(centre[1])), max(radius, 1 << damage._SHIFT), 255, -1, cv2.LINE_AA,
-                       damage._SHIFT)
-        for _ in range(p.fibres):
-            x, y, angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi)
-            length = rng.uniform(3, 15)
-            end = (x + length * math.cos(angle), y + length * math.sin(angle))
-            control = (x + rng.normal(0, length / 3), y + rng.normal(0, length / 3))
-            damage._polyline(dark if rng.random() < p.dark_prob else bright, damage._bezier((x, y), end, control, 16),
-                             rng.uniform(0.4, 1.0))
-        return damage._paint(damage._paint(image, damage._coverage(dark, h, w), 0.08), damage._coverage(bright, h, w), 0.95)
+S, SHIFT = 4, 4
 
-    def cracks_by_path(image, p):
-        h, w = image.shape[:2]
-        rng = np.random.default_rng(p.seed)
-        canvas = damage._canvas(h, w)
-        walks = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi), p.steps) for _ in range(p.cracks)]
-        while walks:
-            x, y, heading, steps = walks.pop()
-            path = [(x, y)]
-            for _ in range(steps):
-                heading += rng.normal(0.0, 0.5)
-                x, y = x + p.step_px * math.cos(heading), y + p.step_px * math.sin(heading)
-                path.append((x, y))
-                if rng.random() < p.branch_prob and steps > 4:
-                    walks.append((x, y, heading + rng.choice((-1, 1)) * rng.uniform(0.5, 1.2), steps // 3))
-            damage._polyline(canvas, np.asarray(path), p.width_px)
-        return damage._paint(image, damage._coverage(canvas, h, w), p.value)
 
-    image = np.random.default_rng(0).random((48, 40, 3), dtype=np.float32)
-    for name, by_one in (("dust", dust_by_speck), ("cracks", cracks_by_path)):
-        op = ops.get(name)
-        for seed in range(12):
-            params = op.sample(np.random.default_rng(seed), op.make_config({}), image.shape, ops.Context((48, 40)))
-            assert np.array_equal(op.apply(image, params), by_one(image, params)), (name, seed)
+def plain_points(xy):
+    return np.rint(np.asarray(xy) * S * (1 << SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+
+
+def plain_coverage(canvas, h, w):
+    cover = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32).reshape(h, w) * np.float32(1 / 255)
+    cover[cover < 1 / 64] = 0.0
+    return cover
+
+
+def plain_paint(image, coverage, value):
+    out = image.copy()
+    hit = coverage > 0
+    a = coverage[hit][:, None]
+    out[hit] = image[hit] * (1.0 - a) + np.float32(value) * a
+    return np.clip(out, 0.0, 1.0)
+
+
+def plain_bezier(p0, p1, control, n=48):
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(control) + t**2 * np.asarray(p1)
+
+
+def plain_polyline(canvas, xy, width_px):
+    cv2.polylines(canvas, [plain_points(xy)], False, 255, max(1, int(round(width_px * S))), cv2.LINE_AA, SHIFT)
+
+
+def plain_scratches(image, p):
+    h, w = image.shape[:2]
+    out = image
+    for x0, y0, x1, y1, cx, cy, width_px, value, opacity in p.scratches:
+        canvas = np.zeros((h * S, w * S), np.uint8)
+        plain_polyline(canvas, plain_bezier((x0, y0), (x1, y1), (cx, cy)), width_px)
+        out = plain_paint(out, plain_coverage(canvas, h, w) * np.float32(opacity), value)
+    return out
+
+
+def plain_dust(image, p):
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(p.seed)
+    dark, bright = np.zeros((h * S, w * S), np.uint8), np.zeros((h * S, w * S), np.uint8)
+    for _ in range(p.specks):
+        centre = plain_points([rng.uniform(0, w), rng.uniform(0, h)])[0, 0]
+        radius = int(round(rng.uniform(p.radius_min, p.radius_max) * S * (1 << SHIFT)))
+        target = dark if rng.random() < p.dark_prob else bright
+        cv2.circle(target, (int(centre[0]), int(centre[1])), max(radius, 1 << SHIFT), 255, -1, cv2.LINE_AA, SHIFT)
+    for _ in range(p.fibres):
+        x, y, angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi)
+        length = rng.uniform(3, 15)
+        end = (x + length * math.cos(angle), y + length * math.sin(angle))
+        control = (x + rng.normal(0, length / 3), y + rng.normal(0, length / 3))
+        plain_polyline(dark if rng.random() < p.dark_prob else bright, plain_bezier((x, y), end, control, 16),
+                       rng.uniform(0.4, 1.0))
+    return plain_paint(plain_paint(image, plain_coverage(dark, h, w), 0.08), plain_coverage(bright, h, w), 0.95)
+
+
+def plain_cracks(image, p):
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(p.seed)
+    canvas = np.zeros((h * S, w * S), np.uint8)
+    walks = [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(-math.pi, math.pi), p.steps) for _ in range(p.cracks)]
+    while walks:
+        x, y, heading, steps = walks.pop()
+        path = [(x, y)]
+        for _ in range(steps):
+            heading += rng.normal(0.0, 0.5)
+            x, y = x + p.step_px * math.cos(heading), y + p.step_px * math.sin(heading)
+            path.append((x, y))
+            if rng.random() < p.branch_prob and steps > 4:
+                walks.append((x, y, heading + rng.choice((-1, 1)) * rng.uniform(0.5, 1.2), steps // 3))
+        plain_polyline(canvas, np.asarray(path), p.width_px)
+    return plain_paint(image, plain_coverage(canvas, h, w), p.value)
+
+
+def plain_folds(image, p):
+    from pairgen.ops.film import linear_to_srgb, srgb_to_linear
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + np.float32(0.5)
+    linear = srgb_to_linear(image)
+    touched = np.zeros((h, w), bool)
+    for x, y, angle, width_px, band_px, shade in p.folds:
+        d = (xs - x) * np.float32(-math.sin(angle)) + (ys - y) * np.float32(math.cos(angle))
+        relief = np.maximum(np.exp(-np.abs(d) / np.float32(band_px)) - np.float32(0.1), 0.0) / np.float32(0.9)
+        factor = np.where(d > 0, 1.0 - shade * relief, 1.0 + 0.5 * shade * relief).astype(np.float32)
+        linear = linear * factor[..., None]
+        crack = np.clip(width_px / 2 + 0.5 - np.abs(d), 0.0, 1.0) * 0.85
+        linear = linear * (1 - crack[..., None]) + 0.8 * crack[..., None]
+        touched |= relief > 0
+    return np.clip(np.where(touched[..., None], linear_to_srgb(linear), image), 0.0, 1.0)
+
+
+def plain_stains(image, p):
+    from pairgen.ops.film import linear_to_srgb, srgb_to_linear
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + np.float32(0.5)
+    linear = srgb_to_linear(image)
+    touched = np.zeros((h, w), bool)
+    for cx, cy, radius, opacity, tide, tr, tg, tb, seed in p.stains:
+        rng = np.random.default_rng(int(seed))
+        theta = np.arctan2(ys - cy, xs - cx)
+        outline = np.ones_like(theta)
+        for k in range(2, 6):
+            outline += np.float32(rng.uniform(0, 0.25 / k)) * np.cos(k * theta + np.float32(rng.uniform(0, 2 * math.pi)))
+        r = np.hypot(xs - cx, ys - cy) / (np.float32(max(radius, 0.5)) * outline)
+        alpha = np.clip((1.0 - r) * 4.0, 0.0, 1.0) * (0.6 + 0.4 * r)
+        if tide:
+            alpha = alpha + 1.5 * np.exp(-(((r - 1.0) / 0.04) ** 2))
+        alpha = np.clip(alpha * np.float32(opacity), 0.0, 1.0).astype(np.float32)
+        alpha[alpha < 1 / 64] = 0.0
+        linear = linear * (1.0 - alpha[..., None] * (1.0 - np.array([tr, tg, tb], np.float32)))
+        touched |= alpha > 0
+    return np.clip(np.where(touched[..., None], linear_to_srgb(linear), image), 0.0, 1.0)
+
+
+def plain_torn_corners(image, p):
+    h, w = image.shape[:2]
+    out = image
+    for corner, size_px, fill, seed in p.corners:
+        rng = np.random.default_rng(int(seed))
+        angles = np.linspace(0.0, math.pi / 2, 12)
+        radius = size_px * (1.0 + rng.uniform(-0.25, 0.25, angles.size))
+        sx, sy = (1, 1) if corner == 0 else (-1, 1) if corner == 1 else (-1, -1) if corner == 2 else (1, -1)
+        ox, oy = (0 if sx > 0 else w), (0 if sy > 0 else h)
+        edge = np.stack([ox + sx * radius * np.cos(angles), oy + sy * radius * np.sin(angles)], axis=1)
+        missing, fibres = np.zeros((h * S, w * S), np.uint8), np.zeros((h * S, w * S), np.uint8)
+        cv2.fillPoly(missing, [plain_points(np.concatenate([[[ox, oy]], edge], axis=0))], 255, cv2.LINE_AA, SHIFT)
+        plain_polyline(fibres, edge, 1.0)
+        out = plain_paint(out, plain_coverage(fibres, h, w) * np.float32(0.7), 0.92)
+        out = plain_paint(out, plain_coverage(missing, h, w), fill)
+    return out
+
+
+PLAIN = {"scratches": plain_scratches, "dust": plain_dust, "cracks": plain_cracks, "folds": plain_folds,
+         "stains": plain_stains, "torn_corners": plain_torn_corners}
+CONFIGS = {  # the restore recipe's, the defaults, and wide ones (folds' crack wider than its relief, big tide-lined stains)
+    "scratches": [{"count_range": [1, 6], "width_range": [0.4, 1.5]}, {}, {"width_range": [3, 6], "opacity_range": [1, 1]}],
+    "dust": [{"count_range": [3, 60], "radius_range": [0.3, 1.2]}, {}, {"fibre_range": [4, 8], "radius_range": [2, 4]}],
+    "cracks": [{}, {"width_range": [2, 3], "step_px_range": [5, 9]}],
+    "folds": [{}, {"width_range": [6, 9], "band_range": [0.1, 0.5]}, {"count_range": [3, 3], "band_range": [5, 9]}],
+    "stains": [{}, {"radius_range": [0.3, 0.6], "opacity_range": [0.9, 1.0], "tide_line_prob": 1.0}],
+    "torn_corners": [{"size_range": [0.08, 0.3]}, {"count_range": [4, 4], "size_range": [0.4, 0.6]}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_damage_ops_give_the_bytes_of_their_plain_definitions(name):
+    op = ops.get(name)
+    for shape in ((64, 64, 3), (48, 40, 3), (16, 16, 3)):
+        image = np.random.default_rng(shape[1]).random(shape, dtype=np.float32)
+        for config in CONFIGS[name]:
+            for seed in range(25):
+                params = op.sample(np.random.default_rng(seed), op.make_config(config), shape, ops.Context(shape[:2]))
+                fast, plain = op.apply(image, params), PLAIN[name](image, params)
+                assert fast.dtype == np.float32 and np.array_equal(fast, plain), (name, shape, config, seed)
