@@ -223,6 +223,9 @@ def segmentation_problem(seg, image: CocoImage) -> str:
                 return "uncompressed RLE 'counts' must be non-negative run lengths summing to height x width"
             return ""
         if isinstance(counts, str):
+            parsed = rle_counts(counts.encode("ascii")) if counts.isascii() else None
+            if parsed is not None and parsed.sum() == size[0] * size[1]:
+                return ""  # runs that fill the image exactly: pycocotools decodes them (without the 1 ms decode)
             try:
                 _decode_rle({"size": size, "counts": counts})
             except Exception as exc:  # pycocotools raises bare errors on broken strings
@@ -267,6 +270,51 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
         rles = mask_utils.frPyObjects([list(map(float, p)) for p in seg], height, width)
         return mask_utils.decode(mask_utils.merge(rles)).view(bool)
     return _decode_rle(seg).view(bool)
+
+
+def rle_counts(counts: bytes) -> np.ndarray | None:
+    """The run lengths (int64) of a compressed RLE string, read as pycocotools' ``rleFrString``
+    reads it: 5-bit groups (+48, bit 0x20 = more follow, bit 0x10 of the last = negative), counts
+    after the second stored as the difference to the count two before, uint32. None for a string
+    pycocotools does not write (characters outside '0'..'o', a count of more than 6 characters, a
+    dangling group): its reading there is left to pycocotools."""
+    chars = np.frombuffer(counts, np.uint8).astype(np.int64) - 48
+    if not chars.size or chars.min() < 0 or chars.max() > 63 or chars[-1] & 0x20:
+        return None
+    last = np.flatnonzero((chars & 0x20) == 0)  # each count's last character
+    first = np.concatenate(([0], last[:-1] + 1))
+    if (last - first).max() > 5:  # beyond 30 bits pycocotools' sign extension (an int shift) is undefined
+        return None
+    digit = np.arange(chars.size) - np.repeat(first, last - first + 1)
+    values = np.add.reduceat((chars & 0x1F) << (5 * digit), first)
+    negative = (chars[last] & 0x10) != 0
+    values[negative] |= np.left_shift(-1, 5 * (digit[last][negative] + 1))
+    values[3::2] = np.cumsum(values[1::2])[1:]  # count j > 2 = value j + count j - 2
+    values[2::2] = np.cumsum(values[2::2])
+    return values & 0xFFFFFFFF
+
+
+def annotation_runs(ann: dict, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """An annotation's mask as runs of 1s over its column-major pixels (the order of COCO's
+    RLE): (starts, stops), int64, [start, stop); the pixels of ``annotation_mask`` without
+    decoding a (height, width) array (a COCO-sized polygon: ~10x faster)."""
+    from pycocotools import mask as mask_utils
+
+    seg = ann["segmentation"]
+    if isinstance(seg, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects([list(map(float, p)) for p in seg], height, width))
+        counts = rle_counts(rle["counts"])
+    elif isinstance(seg["counts"], list):
+        counts = np.asarray(seg["counts"], np.int64)
+    else:
+        counts = rle_counts(seg["counts"].encode("ascii")) if seg["counts"].isascii() else None
+    if counts is None or counts.sum() != height * width:  # not runs that fill the image: as pycocotools decodes it
+        decoded = annotation_mask(ann, height, width).view(np.uint8).ravel(order="F") != 0
+        column_major = np.concatenate(([False], decoded, [False]))
+        change = np.flatnonzero(column_major[1:] != column_major[:-1])
+        return change[0::2], change[1::2]
+    ends = np.cumsum(counts)
+    return ends[0:len(counts) - 1:2], ends[1::2]
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:

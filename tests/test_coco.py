@@ -137,3 +137,33 @@ def test_rendered_ids_become_coco_annotations(tmp_path):
     masks = {a["category_id"]: annotation_mask(a, 16, 24) for a in data.annotations[1]}
     assert np.array_equal(masks[1], ids == 2) and np.array_equal(masks[2], ids == 5)
     assert [a["bbox"] for a in data.annotations[1]] == [[3, 2, 6, 4], [10, 8, 10, 6]]
+
+
+def test_annotation_runs_are_the_pixels_pycocotools_decodes():
+    """The run-length reading (polygons, compressed and uncompressed RLE) covers exactly the
+    pixels of the decoded mask."""
+    from pycocotools import mask as mask_utils
+
+    from pairgen.coco import annotation_mask, annotation_runs
+
+    rng = np.random.default_rng(3)
+    height, width = 37, 53
+    for trial in range(60):
+        if trial % 3 == 0:
+            points = rng.uniform(0, [width, height], (int(rng.integers(3, 12)), 2)).ravel().tolist()
+            seg = [points]
+        else:
+            mask = np.asfortranarray((rng.random((height, width)) < rng.uniform(0.05, 0.95)).astype(np.uint8))
+            rle = mask_utils.encode(mask)
+            seg = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+            if trial % 3 == 2:  # uncompressed: the run lengths themselves
+                flat = np.concatenate(([0], mask.ravel(order="F"), [1 - mask.ravel(order="F")[-1]]))
+                change = np.flatnonzero(flat[1:] != flat[:-1])
+                seg = {"size": [height, width], "counts": np.diff(np.concatenate(([0], change[:-1], [height * width]))).tolist()}
+        ann = {"segmentation": seg}
+        expected = annotation_mask(ann, height, width).ravel(order="F")
+        starts, stops = annotation_runs(ann, height, width)
+        got = np.zeros(height * width, bool)
+        for start, stop in zip(starts, stops):
+            got[start:stop] = True
+        assert np.array_equal(got, expected), trial

@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..coco import annotation_mask
+from ..coco import annotation_runs
 from ..errors import PairgenError, RecipeError
 from ..ops.geometry import SceneCropConfig, sample_scene_crop, warp_labels
 from . import register_task
@@ -31,23 +31,26 @@ MAX_CLASSES = 254  # 1..254 plus background 0 fit uint8 below the ignore label
 
 
 def label_layers(height: int, width: int, annotations: list[dict], class_of: dict):
-    """(top, semantic_of, instance_of, table): ``top`` (uint16 (H, W)) is the topmost layer of
-    each pixel by the module's rules (0 none, crowd layers first, then instances in paint order,
-    larger first); ``semantic_of`` / ``instance_of`` map a layer to its class and instance id
-    (one extra last layer: outside the source, 255 / 0); ``table`` maps instance ids to their
-    annotations. Labels are looked up after warping ``top``: one nearest-neighbour warp, and
-    lookups at the crop's size."""
-    masks = [(ann, annotation_mask(ann, height, width)) for ann in annotations]
-    crowd = [(a, m) for a, m in masks if a.get("iscrowd", 0)]
-    things = sorted(((a, m) for a, m in masks if not a.get("iscrowd", 0)),
-                    key=lambda am: (-np.count_nonzero(am[1]), am[0]["id"]))
-    top = np.zeros((height, width), np.uint16, order="F")  # the masks' own (column-major) order: one pass each
-    for rank, (_, mask) in enumerate(crowd + things, start=1):
-        np.copyto(top, rank, where=mask)
+    """(top, semantic_of, instance_of, table): ``top`` ((H, W), uint8 when the layers fit in it,
+    else uint16) is the topmost layer of each pixel by the module's rules (0 none, crowd layers
+    first, then instances in paint order, larger first); ``semantic_of`` / ``instance_of`` map a
+    layer to its class and instance id (one extra last layer: outside the source, 255 / 0);
+    ``table`` maps instance ids to their annotations. Labels are looked up after warping ``top``:
+    one nearest-neighbour warp, and lookups at the crop's size."""
+    runs = [(ann, annotation_runs(ann, height, width)) for ann in annotations]
+    crowd = [(a, r) for a, r in runs if a.get("iscrowd", 0)]
+    things = sorted(((a, r) for a, r in runs if not a.get("iscrowd", 0)),
+                    key=lambda ar: (-int((ar[1][1] - ar[1][0]).sum()), ar[0]["id"]))  # mask area
+    layers = 1 + len(crowd) + len(things) + 1
+    # painted over the column-major pixels, the runs' own order: one slice per run
+    flat = np.zeros(height * width, np.uint8 if layers <= 256 else np.uint16)
+    for rank, (_, (starts, stops)) in enumerate(crowd + things, start=1):
+        for start, stop in zip(starts.tolist(), stops.tolist()):
+            flat[start:stop] = rank
     semantic_of = np.array([0] + [IGNORE] * len(crowd) + [class_of[a["category_id"]] for a, _ in things] + [IGNORE], np.uint8)
     instance_of = np.array([0] * (1 + len(crowd)) + list(range(1, len(things) + 1)) + [0], np.uint16)
     table = {number: ann for number, (ann, _) in enumerate(things, start=1)}
-    return np.ascontiguousarray(top), semantic_of, instance_of, table
+    return np.ascontiguousarray(flat.reshape(width, height).T), semantic_of, instance_of, table
 
 
 def label_maps(height: int, width: int, annotations: list[dict], class_of: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -62,8 +65,8 @@ def boundary_band(instance: np.ndarray, band: int) -> np.ndarray:
     kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
     grown = cv2.dilate(instance, kernel, borderType=cv2.BORDER_REPLICATE)
     shrunk = cv2.erode(instance, kernel, borderType=cv2.BORDER_REPLICATE)
-    edge = (instance > 0) & ((grown != instance) | (shrunk != instance))
-    return np.where(edge, np.uint8(255), np.uint8(0))
+    # another id in the window <=> its max and min differ (the pixel's own id lies between them)
+    return cv2.bitwise_and(cv2.compare(grown, shrunk, cv2.CMP_NE), cv2.compare(instance, 0, cv2.CMP_GT))
 
 
 @register_task
@@ -159,17 +162,29 @@ class SegmentTask(AnnotatedTask):
         return {"boundary_ratio": self.boundary_ratio}
 
 
+def lookup(table: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """``table[layers]``: by cv2.LUT for uint8 layers (~3x faster than take), else take."""
+    if layers.dtype != np.uint8:
+        return table.take(layers)
+    padded = np.zeros(256, table.dtype)
+    padded[:len(table)] = table
+    return cv2.LUT(layers, padded)
+
+
 def crop_fields(warped, affine, prepared, record) -> dict:
     top, semantic_of, instance_of, table = prepared
     layers = warp_labels(top, affine, len(semantic_of) - 1)  # outside the source: the last layer
-    semantic, instance = semantic_of.take(layers), instance_of.take(layers)  # take: ~3x fancy indexing
+    semantic, instance = lookup(semantic_of, layers), lookup(instance_of, layers)
     band = max(1, round(record["boundary_ratio"] * float(np.hypot(affine.width, affine.height))))
-    boundary = boundary_band(instance, band)
+    # the same ids as bytes where they fit: cv2's 8-bit dilate and erode are ~2x faster
+    boundary = boundary_band(lookup(instance_of.astype(np.uint8), layers) if layers.dtype == np.uint8 else instance, band)
     class_of = {int(c): i for c, i in record["category_to_class"].items()}
-    present = [int(i) for i in np.flatnonzero(np.bincount(instance.ravel())) if i > 0]  # no sort, unlike np.unique
+    seen = cv2.calcHist([layers], [0], None, [len(semantic_of)], [0, len(semantic_of)]).ravel() > 0  # the layers in the crop
+    present = sorted(int(i) for i in instance_of[seen] if i > 0)
     record["instances"] = {str(i): {"class": class_of[table[i]["category_id"]], "name": record["classes"][str(class_of[table[i]["category_id"]])],
                                     "annotation_id": table[i]["id"]} for i in present}
     record["boundary_px"] = band
-    record["summary"] = {"instances": len(present), "ignore_fraction": round(float((semantic == IGNORE).mean()), 5),
+    ignored = cv2.countNonZero(cv2.compare(semantic, IGNORE, cv2.CMP_EQ))
+    record["summary"] = {"instances": len(present), "ignore_fraction": round(ignored / semantic.size, 5),
                          "flip": affine.flip, "scale": affine.scale}
     return {"image.png": warped, "semantic.png": semantic, "instance.png": instance, "boundary.png": boundary}
