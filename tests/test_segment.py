@@ -143,3 +143,69 @@ def test_boundary_band_width_and_crop_edge():
     band = boundary_band(instance, 2) > 0
     assert band[10, 10:12].all() and not band[10, 9] and band[5:7, 5].all() and not band[7, 5]
     assert not band[10, 0]  # the map's edge is not an object edge
+
+
+def _plain_layers(height, width, annotations, class_of):
+    """label_layers' plain definition: decoded masks painted largest first (uint16)."""
+    from pairgen.coco import annotation_mask
+    masks = [(a, annotation_mask(a, height, width)) for a in annotations]
+    crowd = [m for a, m in masks if a.get("iscrowd", 0)]
+    things = sorted(((a, m) for a, m in masks if not a.get("iscrowd", 0)), key=lambda am: (-int(am[1].sum()), am[0]["id"]))
+    top = np.zeros((height, width), np.uint16)
+    for rank, mask in enumerate(crowd + [m for _, m in things], start=1):
+        top[mask] = rank
+    return top
+
+
+def test_fast_label_paths_equal_the_plain_definitions():
+    from pairgen.coco import annotation_mask, annotation_runs, rle_counts
+    from pairgen.ops.geometry import Affine
+    from pairgen.tasks.segment import crop_fields, label_layers
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        h, w = int(rng.integers(20, 120)), int(rng.integers(20, 120))
+        anns = []
+        for i in range(int(rng.integers(1, 8))):
+            n = int(rng.integers(3, 12))
+            poly = np.column_stack([rng.uniform(-5, w + 5, n), rng.uniform(-5, h + 5, n)]).ravel().round(2).tolist()
+            seg = [poly]
+            if i % 3 == 2:  # crowd as compressed RLE, or plain RLE
+                mask = rng.random((h, w)) < 0.3
+                seg = mask_to_rle(mask)
+                if i % 2:
+                    seg = {"size": [h, w], "counts": [int(c) for c in np.diff(np.flatnonzero(np.diff(np.concatenate(
+                        ([2], mask.T.ravel().astype(int), [2])))))]} if mask.T.ravel()[0] == 0 else seg
+            anns.append({"id": i + 1, "category_id": 1 + i % 3, "iscrowd": int(i % 3 == 2), "segmentation": seg})
+        for a in anns:  # runs (parsed RLE) = pycocotools' decoded mask
+            starts, stops = annotation_runs(a, h, w)
+            flat = np.zeros(h * w, bool)
+            for s, e in zip(starts, stops):
+                flat[s:e] = True
+            assert np.array_equal(flat.reshape(w, h).T, annotation_mask(a, h, w))
+        class_of = {1: 1, 2: 2, 3: 3}
+        top, semantic_of, instance_of, table = label_layers(h, w, anns, class_of)
+        assert top.dtype == np.uint8 and np.array_equal(top, _plain_layers(h, w, anns, class_of))
+        affine = Affine((w / 2 + rng.uniform(-9, 9), h / 2 + rng.uniform(-9, 9)), float(rng.uniform(0.5, 2)),
+                        float(rng.uniform(-30, 30)) * (trial % 2), bool(trial % 3), 48, 40)
+        record = {"boundary_ratio": 0.05, "category_to_class": {"1": 1, "2": 2, "3": 3},
+                  "classes": {"0": "background", "1": "a", "2": "b", "3": "c"}}
+        fast = crop_fields(None, affine, (top, semantic_of, instance_of, table), dict(record))
+        wide = dict(record)  # the uint16 path (take, 16-bit morphology) gives the same maps and records
+        plain = crop_fields(None, affine, (top.astype(np.uint16), semantic_of, instance_of, table), wide)
+        for name in ("semantic.png", "instance.png", "boundary.png"):
+            assert fast[name].dtype == plain[name].dtype and np.array_equal(fast[name], plain[name])
+        semantic, instance = plain["semantic.png"], plain["instance.png"]
+        assert np.array_equal(semantic, semantic_of[_warp_plain(top, affine, len(semantic_of) - 1)])
+        assert wide["summary"]["ignore_fraction"] == round(float((semantic == IGNORE).mean()), 5)
+        assert sorted(int(i) for i in wide["instances"]) == [int(i) for i in np.unique(instance) if i > 0]
+        kernel = np.ones((2 * wide["boundary_px"] + 1,) * 2, np.uint8)  # the boundary's plain definition
+        grown = cv2.dilate(instance, kernel, borderType=cv2.BORDER_REPLICATE)
+        shrunk = cv2.erode(instance, kernel, borderType=cv2.BORDER_REPLICATE)
+        edge = (instance > 0) & ((grown != instance) | (shrunk != instance))
+        assert np.array_equal(plain["boundary.png"], np.where(edge, 255, 0).astype(np.uint8))
+    assert rle_counts(b"") is None and rle_counts(b"0\x001") is None
+
+
+def _warp_plain(top, affine, fill):
+    from pairgen.ops.geometry import warp_labels
+    return warp_labels(top.astype(np.uint16), affine, fill)
