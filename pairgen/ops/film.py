@@ -736,7 +736,7 @@ def _lab_to_linear(lab: np.ndarray) -> np.ndarray:
     """CIELAB (D65) -> linear sRGB, float64, exact formulas (not clipped)."""
     fy = (lab[:, 0] + 16.0) / 116.0
     f = np.stack([fy + lab[:, 1] / 500.0, fy, fy - lab[:, 2] / 200.0], axis=1)
-    xyz = np.where(f > 6 / 29, f * f * f, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * _D65_WHITE
+    xyz = _lab_f_inverse(f) * _D65_WHITE
     return xyz @ _XYZ_TO_LINEAR_SRGB.T
 
 
